@@ -1,0 +1,17 @@
+"""tracer: record the live call path through PyTorch, query it, show it.
+
+    import tracer
+    with tracer.trace() as t:
+        y = model(x)
+    print(t)
+    t.expect_path("Module._wrapped_call_impl", "Module._call_impl", "Linear.forward")
+"""
+
+from .claims import ClaimError, claim, claim_equal, skip
+from .model import Call, Trace, trace
+from .query import Diff, diff
+from .render.json import load
+
+__version__ = "0.1.0"
+
+__all__ = ["Call", "ClaimError", "Diff", "Trace", "claim", "claim_equal", "diff", "load", "skip", "trace"]

@@ -1,0 +1,90 @@
+"""The command line: ``python -m tracer -c "CODE"`` or ``python -m tracer script.py [args]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+import traceback
+
+from .model import trace
+
+FORMATS = ("text", "json", "perfetto", "html")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tracer",
+        description="Run Python code and print the calls it made into PyTorch (or any package), as a tree "
+                    "with source locations pinned to the installed version.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("-c", dest="code", metavar="CODE", help="code to run")
+    source.add_argument("script", nargs="?", help="a Python file to run; the arguments after it are its own")
+    p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.add_argument("--layers", default="python", help="comma-separated: python, builtin, aten (default: python)")
+    p.add_argument("--include", default="torch,torchvision", help="comma-separated packages to keep (default: torch,torchvision)")
+    p.add_argument("--depth", type=int, default=None, help="keep calls at most this many levels deep")
+    p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the trace here instead of standard output")
+    p.add_argument("--times", action="store_true", help="show each call's duration (text format)")
+    p.add_argument("--no-args", action="store_true", help="do not summarise arguments")
+    return p
+
+
+def main(argv=None) -> int:
+    opts = parser().parse_args(argv)
+    include = tuple(part.strip() for part in opts.include.split(",") if part.strip())
+    try:
+        recorder = trace(layers=opts.layers, include=include, depth=opts.depth, args=not opts.no_args)
+    except (TypeError, ValueError) as error:
+        print(f"python -m tracer: {error}", file=sys.stderr)
+        return 2
+    if opts.code is not None:
+        if opts.script or opts.args:
+            print("python -m tracer: give -c CODE or a script, not both", file=sys.stderr)
+            return 2
+        target, run = "<string>", lambda: exec(compile(opts.code, "<string>", "exec"), {"__name__": "__main__"})
+    else:
+        if not os.path.isfile(opts.script):
+            print(f"python -m tracer: no such script: {opts.script}", file=sys.stderr)
+            return 2
+        target = opts.script
+        sys.argv = [opts.script, *opts.args]
+        sys.path.insert(0, os.path.dirname(os.path.abspath(opts.script)))
+        run = lambda: runpy.run_path(opts.script, run_name="__main__")
+    status = 0
+    try:
+        with recorder as t:
+            run()
+    except SystemExit as stop:
+        status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        print(f"python -m tracer: {target} raised; the trace up to that point follows", file=sys.stderr)
+        status = 1
+    write(t, opts)
+    return status
+
+
+def write(t, opts):
+    if opts.format == "text":
+        color = opts.output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        text = t.to_text(times=opts.times, color=color)
+    elif opts.format == "json":
+        text = t.to_json()
+    elif opts.format == "perfetto":
+        text = t.to_perfetto()
+    else:
+        from .render.html import render_page
+        text = render_page(t)
+    if opts.output:
+        with open(opts.output, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        print(f"python -m tracer: wrote {len(t):,} calls to {opts.output}", file=sys.stderr)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""Trace and Call: the call tree, built once from the raw events when the traced block ends."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+
+from . import source
+from .record import Recording
+from .record.events import ATEN_CALL, ATEN_RETURN, C_CALL, C_RETURN, CALL, RETURN, TRUNCATED
+
+KINDS = ("python", "builtin", "aten")
+
+
+class Call:
+    """One call that ran: a Python function, a C function of the traced package, or an ATen operator."""
+
+    __slots__ = ("name", "module", "relpath", "line", "kind", "args", "error", "start_ns", "duration_ns",
+                 "children", "parent", "depth", "file", "open")
+
+    def __init__(self, name, module=None, relpath=None, line=None, kind="python", args=None, error=None,
+                 start_ns=0, duration_ns=0, file=None, parent=None):
+        self.name = name
+        self.module = module
+        self.relpath = relpath
+        self.line = line
+        self.kind = kind
+        self.args = args or {}
+        self.error = error
+        self.start_ns = start_ns
+        self.duration_ns = duration_ns
+        self.file = file
+        self.children: list[Call] = []
+        self.parent = parent
+        self.depth = 0 if parent is None else parent.depth + 1
+        self.open = False  # still running when recording stopped (truncated, or the block ended inside it)
+
+    @property
+    def qualname(self) -> str:
+        """``torch.nn.modules.module.Module._call_impl``: the module and the name."""
+        return f"{self.module}.{self.name}" if self.module else self.name
+
+    @property
+    def url(self) -> str | None:
+        """The source line at the running commit, or None where no commit is known."""
+        return source.url_of(self.relpath, self.line)
+
+    @property
+    def location(self) -> str:
+        """``relpath:line``, or the module for calls without a file."""
+        if self.relpath:
+            return f"{self.relpath}:{self.line}" if self.line else self.relpath
+        return self.module or ""
+
+    def source(self) -> str:
+        """The function's lines from the installed file ('' where there is no file)."""
+        path = self.file or (self.relpath and source.installed_file(self.relpath))
+        if not path or not self.line:
+            return ""
+        if self.kind == "aten":
+            return source.file_lines(path)[self.line - 1] + "\n"
+        return "".join(source.block_at(path, self.line))
+
+    def walk(self):
+        """This call and every call below it, in call order (iterative: deep trees are fine)."""
+        stack = [self]
+        while stack:
+            call = stack.pop()
+            yield call
+            stack.extend(reversed(call.children))
+
+    def ancestors(self):
+        call = self.parent
+        while call is not None:
+            yield call
+            call = call.parent
+
+    def __repr__(self):
+        return f"<Call {self.name} {self.location} depth={self.depth} children={len(self.children)}>"
+
+
+class Trace:
+    """The calls a block made into the included packages, as a tree under `root`."""
+
+    def __init__(self, recording: Recording | None = None, root: Call | None = None, meta: dict | None = None):
+        self._recording = recording
+        self._root = root
+        self.meta = meta or {}
+
+    # -- recording ----------------------------------------------------------------------------
+    def __enter__(self):
+        if self._recording is None or self._root is not None:
+            raise RuntimeError("this trace has already recorded its block; start a new one with tracer.trace()")
+        self._recording.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        recording, self._recording = self._recording, None
+        try:
+            recording.stop()
+        finally:
+            self._root, self.meta = build(recording, exc_type)
+        return False  # the block's exception propagates unchanged
+
+    # -- the tree -----------------------------------------------------------------------------
+    @property
+    def root(self) -> Call:
+        if self._root is None:
+            raise RuntimeError("the trace is still recording: read it after the `with tracer.trace()` block")
+        return self._root
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every recorded call in call order (the root excluded)."""
+        return list(self.root.walk())[1:]
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.meta.get("truncated_at"))
+
+    def __len__(self):
+        return sum(1 for _ in self.root.walk()) - 1
+
+    # -- queries, claims, output (see query.py and render/) ------------------------------------
+    def find(self, pattern: str) -> list[Call]:
+        from .query import find
+        return find(self, pattern)
+
+    def count(self, pattern: str) -> int:
+        from .query import count
+        return count(self, pattern)
+
+    def expect_path(self, *patterns: str) -> list[Call]:
+        from .query import expect_path
+        return expect_path(self, *patterns)
+
+    def to_json(self, path=None) -> str:
+        from .render.json import dumps
+        text = dumps(self)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        return text
+
+    def to_perfetto(self, path=None) -> str:
+        from .render.perfetto import dumps
+        text = dumps(self)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        return text
+
+    def to_text(self, **options) -> str:
+        from .render.text import render
+        return render(self, **options)
+
+    def __str__(self):
+        return self.to_text()
+
+    def __repr__(self):
+        if self._root is None:
+            return "<Trace recording>"
+        return f"<Trace {len(self)} calls, layers={','.join(self.meta.get('layers', ()))}>"
+
+    def _repr_html_(self):
+        from .render.html import render
+        return render(self)
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self) if self._root is not None else repr(self))
+
+
+def trace(layers=("python",), include=("torch", "torchvision"), depth=None, args=True,
+          max_events=None, backend="auto") -> Trace:
+    """Record the calls a block makes into `include`: ``with tracer.trace() as t: ...``.
+
+    layers      "python" (functions), "builtin" (C functions of the included packages that included
+                code calls), "aten" (operators reaching a TorchDispatchMode); a tuple or "python,aten".
+    include     package names whose code is kept; calls from other code hang under the nearest kept caller.
+    depth       keep calls at most this many levels below the block (None: all).
+    args        summarise arguments (``f32[2, 3] cpu``); never calls repr.
+    max_events  stop recording after this many events (default 5,000,000); the code runs on.
+    backend     "auto", "setprofile" or "sys.monitoring" (Python 3.12+; the default there).
+
+    Nested blocks both record: the inner trace feeds its events to the outer one as well.
+    Only the thread that enters the block is traced; the trace counts the other threads that ran.
+    """
+    from .record import DEFAULT_MAX_EVENTS
+    recording = Recording(layers=layers, include=include, depth=depth, args=args,
+                          max_events=DEFAULT_MAX_EVENTS if max_events is None else max_events, backend=backend)
+    return Trace(recording)
+
+
+def build(rec: Recording, exc_type=None):
+    """The call tree from a finished recording: one pass over the events with a stack."""
+    scope = rec.scope
+    modules = scope.modules
+    events = rec.events
+    end_ns = rec.stopped_ns or (events[-1][2] if events else 0)
+    root = Call("<traced block>", kind="block", start_ns=rec.started_ns or 0, duration_ns=end_ns - (rec.started_ns or 0))
+    python_info: dict = {}
+    machinery = rec.machinery
+    depth_limit = rec.depth
+    stack = [root]
+    keys = [None]  # what each open call on the stack is, to match its return
+    in_aten = 0  # inside an operator: the dispatcher's own Python frames are not the program's calls
+    hidden = [0]  # calls below the depth limit
+    truncated_at = None
+    for kind, what, t, extra in events:
+        if kind == CALL or kind == C_CALL:
+            if in_aten:
+                continue
+            if kind == CALL:
+                info = python_info.get(what)
+                if info is None:
+                    info = python_info[what] = _python_info(what, modules.get(what))
+                call = Call(info[0], info[1], info[2], info[3], "python", extra, None, t, 0, info[4], stack[-1])
+                if what in machinery:
+                    stack.append(None)
+                    keys.append(what)
+                    continue
+            else:
+                call = Call(what[1], what[0], None, None, "builtin", None, None, t, 0, None, stack[-1])
+            _push(stack, keys, call, what, depth_limit, hidden)
+        elif kind == RETURN or kind == C_RETURN:
+            if in_aten:
+                continue
+            _pop(stack, keys, what, t, extra)
+        elif kind == ATEN_CALL:
+            if in_aten == 0:
+                name = what.name()
+                line = source.native_function_line(name.partition("::")[2])
+                relpath = source.NATIVE_FUNCTIONS if line else None
+                call = Call(name, "aten", relpath, line, "aten", extra, None, t, 0, None, stack[-1])
+                _push(stack, keys, call, what, depth_limit, hidden)
+            in_aten += 1
+        elif kind == ATEN_RETURN:
+            in_aten -= 1
+            if in_aten == 0:
+                _pop(stack, keys, what, t, extra)
+        elif kind == TRUNCATED:
+            truncated_at = " > ".join(c.name for c in stack[1:]) or root.name
+            break
+    while len(stack) > 1:  # calls that had not returned when recording stopped
+        call = stack.pop()
+        if call is not None:
+            call.open = True
+            call.duration_ns = end_ns - call.start_ns
+    if exc_type is not None:
+        _name_escaped_error(root, exc_type.__name__)
+    meta = _meta(rec, len(events), truncated_at, exc_type)
+    meta["hidden_below_depth"] = hidden[0]
+    return root, meta
+
+
+def _push(stack, keys, call, key, depth_limit, hidden):
+    parent = stack[-1]
+    if parent is None or (depth_limit is not None and call.depth > depth_limit):
+        stack.append(None)  # below the depth limit: matched on return, never attached
+        hidden[0] += 1
+    else:
+        parent.children.append(call)
+        stack.append(call)
+    keys.append(key)
+
+
+def _pop(stack, keys, key, t, error):
+    # A return whose call opened before recording started has no partner on the stack: skip it.
+    if keys[-1] is not key and key not in keys[1:]:
+        return
+    while len(stack) > 1:
+        call = stack.pop()
+        open_key = keys.pop()
+        if call is not None:
+            call.duration_ns = t - call.start_ns
+        if open_key is key:
+            if call is not None and error:
+                call.error = error
+            return
+        if call is not None:
+            call.open = True
+
+
+def _python_info(code, module):
+    name = getattr(code, "co_qualname", code.co_name)
+    filename = code.co_filename
+    relpath = source.relpath_of(filename, module)
+    return name, module, relpath, code.co_firstlineno, filename if relpath else None
+
+
+def _name_escaped_error(root, type_name):
+    """The exception that left the block went up through its last chain of raising calls: name it."""
+    call = root
+    while call.children:
+        last = call.children[-1]
+        if not last.error:
+            break
+        if last.error == "exception":
+            last.error = type_name
+        call = last
+
+
+def _meta(rec, n_events, truncated_at, exc_type):
+    notes = []
+    if truncated_at:
+        notes.append(f"truncated: recording stopped after {rec.max_events:,} events, inside {truncated_at}; the code ran on")
+    if rec.threads_not_traced or rec.other_thread_events:
+        notes.append("other threads ran during the block and were not traced (only the thread that entered it is)")
+    torch = sys.modules.get("torch")
+    return {
+        "layers": list(rec.layers),
+        "include": list(rec.scope.names),
+        "depth": rec.depth,
+        "backend": rec.backend if "python" in rec.layers else "TorchDispatchMode",
+        "python": platform.python_version(),
+        "torch": getattr(torch, "__version__", None) if torch else None,
+        "torch_commit": source.commit_of("torch"),
+        "events": n_events,
+        "duration_ns": (rec.stopped_ns or 0) - (rec.started_ns or 0),
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "truncated_at": truncated_at,
+        "error": exc_type.__name__ if exc_type else None,
+        "notes": notes,
+    }

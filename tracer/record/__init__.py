@@ -1,0 +1,96 @@
+"""How calls are captured. A Recording owns the event list and the backends that fill it."""
+
+from __future__ import annotations
+
+import sys
+import time
+from types import ModuleType
+
+from .scope import Scope, check_depth, check_layers
+
+DEFAULT_MAX_EVENTS = 5_000_000
+BACKENDS = ("auto", "setprofile", "sys.monitoring")
+
+
+class Recording:
+    """One block's recording: options checked up front, events appended by the backends."""
+
+    def __init__(self, layers=("python",), include=("torch", "torchvision"), depth=None, args=True,
+                 max_events=DEFAULT_MAX_EVENTS, backend="auto"):
+        self.layers = check_layers(layers)
+        if "builtin" in self.layers and "python" not in self.layers:
+            raise ValueError("the builtin layer keeps the C functions that traced Python code calls: "
+                             "use it with the python layer, layers=('python', 'builtin')")
+        self.scope = Scope(include)
+        self.depth = check_depth(depth)
+        self.args = bool(args)
+        if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 1:
+            raise ValueError(f"max_events must be a positive whole number, got {max_events!r}")
+        self.max_events = max_events
+        self.backend = _choose_backend(backend)
+        self.clock = time.perf_counter_ns
+        self.events: list = []
+        self.threads_not_traced = 0
+        self.other_thread_events = 0
+        self._builtin_keys: dict = {}
+        self.machinery: set = set()  # code objects of the recording's own plumbing, dropped with their subtree
+        self._python = None
+        self._mode = None
+        self.started_ns = self.stopped_ns = None
+
+    def builtin_key(self, func):
+        """The interned (module, name) of a C function in the include set, else None."""
+        owner = getattr(func, "__self__", None)
+        cache_key = func if owner is None or isinstance(owner, (ModuleType, type)) else (type(owner), func.__name__)
+        try:
+            return self._builtin_keys[cache_key]
+        except KeyError:
+            key = self.scope.classify_builtin(func)
+            if key is not None:
+                key = self._builtin_keys.setdefault(key, key)  # one tuple per name: returns match by identity
+            self._builtin_keys[cache_key] = key
+            return key
+
+    def start(self):
+        if "aten" in self.layers:
+            from .aten import make_mode
+            self._mode = make_mode(self)
+            self._mode.__enter__()
+        self.started_ns = self.clock()
+        if "python" in self.layers:
+            if self.backend == "sys.monitoring":
+                from .monitoring import MonitoringRecorder as Backend
+            else:
+                from .setprofile import ProfileRecorder as Backend
+            python = Backend(self)
+            try:
+                python.start()
+            except BaseException:
+                self._exit_mode()
+                raise
+            self._python = python
+
+    def stop(self):
+        """Uninstall every hook; safe to call more than once."""
+        python, self._python = self._python, None
+        try:
+            if python is not None:
+                python.stop()
+        finally:
+            self.stopped_ns = self.clock()
+            self._exit_mode()
+
+    def _exit_mode(self):
+        mode, self._mode = self._mode, None
+        if mode is not None:
+            mode.__exit__(None, None, None)
+
+
+def _choose_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: choose from {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "sys.monitoring" if sys.version_info >= (3, 12) else "setprofile"
+    if backend == "sys.monitoring" and sys.version_info < (3, 12):
+        raise ValueError("sys.monitoring needs Python 3.12 or newer; use backend='setprofile'")
+    return backend

@@ -1,0 +1,10 @@
+"""The raw event stream: one tuple per event, (kind, what, time_ns, extra), appended by the hot callbacks.
+
+`what` is a code object (python), an interned (module, name) pair (builtin) or an OpOverload (aten);
+`extra` is the argument summaries on a call and the error on a return. Everything else (names, lines,
+URLs) is resolved once, when the tree is built.
+"""
+
+CALL, RETURN, C_CALL, C_RETURN, ATEN_CALL, ATEN_RETURN, TRUNCATED = range(7)
+
+RAISED = "exception"  # the error of a call that unwound when the backend cannot see the exception's type

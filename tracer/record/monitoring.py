@@ -1,0 +1,145 @@
+"""Recording with sys.monitoring (PEP 669): Python 3.12 and newer.
+
+Code outside the include set is switched off where it is first seen (the callbacks return DISABLE),
+so after warm-up only included code pays for the tracer.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from .events import C_CALL, C_RETURN, CALL, RAISED, RETURN, TRUNCATED
+from .summary import summarise_frame
+
+# 2 is PROFILER_ID (cProfile, profilers); 0 and 1 are the debugger's and coverage's.
+TOOL_IDS = (3, 4, 5, 1, 0)
+TOOL_NAME = "tracer"
+_C_TYPES = (type(len), type(str.join), type(dict.__dict__["fromkeys"]))
+
+
+def free_tool_id() -> int:
+    mon = sys.monitoring
+    for tool in TOOL_IDS:
+        if mon.get_tool(tool) is None:
+            return tool
+    taken = ", ".join(f"{t}: {mon.get_tool(t)}" for t in range(6))
+    raise RuntimeError(f"every sys.monitoring tool id is taken ({taken}); stop one of those tools, "
+                       "or trace with backend='setprofile'")
+
+
+class MonitoringRecorder:
+    backend = "sys.monitoring"
+
+    def __init__(self, recording):
+        self.recording = recording
+        self.tool = None
+
+    def start(self):
+        mon = sys.monitoring
+        self.tool = tool = free_tool_id()
+        mon.use_tool_id(tool, TOOL_NAME)
+        try:
+            callbacks = _make_callbacks(self.recording, self)
+            E = mon.events
+            for event, fn in callbacks.items():
+                mon.register_callback(tool, getattr(E, event), fn)
+            mask = 0
+            for event in callbacks:
+                mask |= getattr(E, event)
+            # Locations this tool id switched off in an earlier trace stay off until restarted.
+            mon.restart_events()
+            mon.set_events(tool, mask)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        mon = sys.monitoring
+        tool = self.tool
+        if tool is None:
+            return
+        self.tool = None
+        mon.set_events(tool, 0)
+        for name in ("PY_START", "PY_RESUME", "PY_THROW", "PY_RETURN", "PY_YIELD", "PY_UNWIND", "CALL", "C_RETURN", "C_RAISE"):
+            mon.register_callback(tool, getattr(mon.events, name), None)
+        mon.free_tool_id(tool)
+
+    def truncate(self):
+        sys.monitoring.set_events(self.tool, 0)
+
+
+def _make_callbacks(rec, recorder):
+    DISABLE = sys.monitoring.DISABLE
+    events = rec.events
+    append = events.append
+    now = rec.clock
+    scope = rec.scope
+    codes = scope.codes
+    classify = scope.classify_code
+    ckey = rec.builtin_key
+    want_args = rec.args
+    cap = rec.max_events
+    get_ident = threading.get_ident
+    thread = get_ident()
+    getframe = sys._getframe
+    c_types = _C_TYPES
+
+    def start(code, offset):
+        keep = codes.get(code)
+        if keep is None:
+            keep = classify(code, getframe(1).f_globals.get("__name__"))
+        if not keep:
+            return DISABLE
+        if get_ident() != thread:
+            rec.other_thread_events += 1
+            return None
+        if len(events) >= cap:
+            append((TRUNCATED, code, now(), None))
+            recorder.truncate()
+            return None
+        append((CALL, code, now(), summarise_frame(code, getframe(1).f_locals) if want_args else None))
+
+    def finish(code, offset, value):
+        keep = codes.get(code)
+        if keep is None:
+            keep = classify(code, getframe(1).f_globals.get("__name__"))
+        if not keep:
+            return DISABLE
+        if get_ident() == thread:
+            append((RETURN, code, now(), None))
+
+    def unwind(code, offset, exception):  # not a local event: DISABLE is not allowed here
+        if codes.get(code) and get_ident() == thread:
+            append((RETURN, code, now(), type(exception).__name__))
+
+    def throw(code, offset, exception):
+        if codes.get(code) and get_ident() == thread:
+            append((CALL, code, now(), None))
+
+    callbacks = {"PY_START": start, "PY_RESUME": start, "PY_RETURN": finish, "PY_YIELD": finish,
+                 "PY_UNWIND": unwind, "PY_THROW": throw}
+
+    if "builtin" in rec.layers:
+        def call(code, offset, func, arg0):
+            if not codes.get(code):
+                return DISABLE
+            if type(func) in c_types and get_ident() == thread:
+                key = ckey(func)
+                if key is not None:
+                    append((C_CALL, key, now(), None))
+
+        def c_return(code, offset, func, arg0):
+            if type(func) in c_types and codes.get(code) and get_ident() == thread:
+                key = ckey(func)
+                if key is not None:
+                    append((C_RETURN, key, now(), None))
+
+        def c_raise(code, offset, func, arg0):
+            if type(func) in c_types and codes.get(code) and get_ident() == thread:
+                key = ckey(func)
+                if key is not None:
+                    append((C_RETURN, key, now(), RAISED))
+
+        callbacks.update(CALL=call, C_RETURN=c_return, C_RAISE=c_raise)
+    return callbacks

@@ -1,0 +1,106 @@
+"""Recording with sys.setprofile: Python 3.10 and 3.11 (and later, when asked for)."""
+
+from __future__ import annotations
+
+import dis
+import sys
+import threading
+
+from .events import C_CALL, C_RETURN, CALL, RAISED, RETURN, TRUNCATED
+from .summary import summarise_frame
+
+# A profile 'return' with arg None is a normal return of None, a yield of None, or an unwind:
+# the instruction the frame stopped at tells which.
+_NORMAL_EXITS = frozenset(dis.opmap[name] for name in ("RETURN_VALUE", "YIELD_VALUE", "RETURN_CONST", "RETURN_GENERATOR") if name in dis.opmap)
+
+
+class ProfileRecorder:
+    backend = "setprofile"
+
+    def __init__(self, recording):
+        self.recording = recording
+        self._previous = None
+        self._previous_thread_profile = None
+        self.callback = None
+
+    def start(self):
+        rec = self.recording
+        self._previous = sys.getprofile()
+        callback = self.callback = _make_callback(rec, self)
+        outer = self._previous
+        if getattr(outer, "_tracer_callback", False):
+            # An enclosing trace is recording: feed both, so that both blocks get their events.
+            def chained(frame, event, arg, _inner=callback, _outer=outer):
+                _inner(frame, event, arg)
+                _outer(frame, event, arg)
+            chained._tracer_callback = True
+            callback = chained
+        self._previous_thread_profile = threading.getprofile()
+        threading.setprofile(_thread_counter(rec))
+        sys.setprofile(callback)
+
+    def stop(self):
+        self._restore()
+        threading.setprofile(self._previous_thread_profile)
+
+    def truncate(self):
+        self._restore()
+
+    def _restore(self):
+        previous = self._previous
+        if type(previous).__module__ in ("_lsprof", "cProfile"):
+            sys.setprofile(None)
+            previous.enable()  # a C-level profiler cannot be handed back through sys.setprofile
+        else:
+            sys.setprofile(previous)
+
+
+def _thread_counter(rec):
+    def first_event(frame, event, arg):
+        rec.threads_not_traced += 1
+        sys.setprofile(None)
+    return first_event
+
+
+def _make_callback(rec, recorder):
+    events = rec.events
+    append = events.append
+    now = rec.clock
+    scope = rec.scope
+    codes = scope.codes
+    classify = scope.classify_code
+    ckey = rec.builtin_key
+    want_c = "builtin" in rec.layers
+    want_args = rec.args
+    cap = rec.max_events
+    normal_exits = _NORMAL_EXITS
+
+    def callback(frame, event, arg):
+        if event == "call":
+            code = frame.f_code
+            keep = codes.get(code)
+            if keep is None:
+                keep = classify(code, frame.f_globals.get("__name__"))
+            if keep:
+                if len(events) >= cap:
+                    append((TRUNCATED, code, now(), None))
+                    recorder.truncate()
+                    return
+                append((CALL, code, now(), summarise_frame(code, frame.f_locals) if want_args else None))
+        elif event == "return":
+            code = frame.f_code
+            if codes.get(code):
+                error = None
+                if arg is None and code.co_code[frame.f_lasti] not in normal_exits:
+                    error = RAISED
+                append((RETURN, code, now(), error))
+        elif want_c and codes.get(frame.f_code):
+            key = ckey(arg)
+            if key is not None:
+                if event == "c_call":
+                    append((C_CALL, key, now(), None))
+                else:
+                    append((C_RETURN, key, now(), RAISED if event == "c_exception" else None))
+
+    callback._tracer_callback = True
+    return callback

@@ -1,0 +1,87 @@
+"""Argument summaries: what a value is, in a few characters, without ever calling its repr.
+
+A tensor reads ``f32[2, 3] cpu`` (``requires_grad`` appended when set), a Module its class name,
+a container its type and length, a scalar or short string itself, anything else its type name.
+Only torch's own value types (dtype, device, Size) are turned into text by str(); user objects
+never are, because a repr may be slow, print, or run the traced code again.
+"""
+
+from __future__ import annotations
+
+_DTYPES = {
+    "float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16",
+    "int64": "i64", "int32": "i32", "int16": "i16", "int8": "i8", "uint8": "u8",
+    "bool": "b8", "complex64": "c64", "complex128": "c128",
+}
+_SCALARS = (int, float, bool, complex, type(None))
+_MAX_STR = 40
+
+_by_type: dict[type, object] = {}
+
+
+def summarise(value) -> str:
+    """One value as a short string; safe for any object."""
+    kind = type(value)
+    fn = _by_type.get(kind)
+    if fn is None:
+        fn = _by_type[kind] = _summariser_for(kind)
+    try:
+        return fn(value)
+    except Exception:  # a property that raised (a nested tensor's shape, say) must not break tracing
+        return kind.__name__
+
+
+def summarise_frame(code, f_locals) -> dict[str, str]:
+    """The arguments of a frame that has just started, by parameter name."""
+    nargs = code.co_argcount + code.co_kwonlyargcount
+    flags = code.co_flags
+    nargs += bool(flags & 0x04) + bool(flags & 0x08)  # *args, **kwargs
+    out = {}
+    for name in code.co_varnames[:nargs]:
+        if name in f_locals:
+            out[name] = summarise(f_locals[name])
+    return out
+
+
+def _is_tensor_type(kind: type) -> bool:
+    return any(k.__name__ == "TensorBase" and k.__module__ == "torch._C" for k in kind.__mro__)
+
+
+def _is_module_type(kind: type) -> bool:
+    return any(k.__name__ == "Module" and k.__module__ == "torch.nn.modules.module" for k in kind.__mro__)
+
+
+def _tensor(value) -> str:
+    dtype = str(value.dtype).rpartition(".")[2]
+    text = f"{_DTYPES.get(dtype, dtype)}[{', '.join(map(str, value.shape))}] {value.device}"
+    if value.requires_grad:
+        text += " requires_grad"
+    name = type(value).__name__
+    return text if name == "Tensor" else f"{name} {text}"
+
+
+def _string(value: str) -> str:
+    return repr(value) if len(value) <= _MAX_STR else f"str[{len(value)}]"
+
+
+def _summariser_for(kind: type):
+    if kind in _SCALARS:
+        return repr
+    if kind is str:
+        return _string
+    if kind in (list, tuple, dict, set, frozenset):
+        return lambda v: f"{kind.__name__}[{len(v)}]"
+    if _is_tensor_type(kind):
+        return _tensor
+    if _is_module_type(kind):
+        return lambda v: kind.__name__
+    module = kind.__module__ or ""
+    if module == "torch" and kind.__name__ in ("dtype", "device", "layout", "memory_format"):
+        return str
+    if module == "torch" and kind.__name__ == "Size":
+        return lambda v: f"Size[{', '.join(map(str, v))}]"
+    if isinstance(kind, type) and issubclass(kind, type):
+        return lambda v: f"class {v.__name__}"
+    if kind.__name__ in ("function", "builtin_function_or_method", "method"):
+        return lambda v: f"{kind.__name__} {getattr(v, '__qualname__', '?')}"
+    return lambda v: kind.__name__
