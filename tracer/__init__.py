@@ -11,7 +11,14 @@ from .claims import ClaimError, claim, claim_equal, skip
 from .model import Call, Trace, trace
 from .query import Diff, diff
 from .render.json import load
+from .source import link, read
 
 __version__ = "0.1.0"
 
-__all__ = ["Call", "ClaimError", "Diff", "Trace", "claim", "claim_equal", "diff", "load", "skip", "trace"]
+__all__ = ["Call", "ClaimError", "Diff", "Trace", "claim", "claim_equal", "diff", "link", "load", "read", "skip", "trace"]
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext tracer``: registers the ``%%trace`` cell magic."""
+    from .magic import load
+    load(ipython)

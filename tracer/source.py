@@ -122,3 +122,119 @@ def _native_function_lines() -> dict[str, int]:
 def native_function_line(op_name: str) -> int | None:
     """Line of ``aten::add.Tensor`` (given as ``add.Tensor``) in the packaged native_functions.yaml."""
     return _native_function_lines().get(op_name)
+
+
+def relpath_of_file(path: str) -> str | None:
+    """``torch/nn/modules/module.py`` for an installed file of a package this module knows."""
+    norm = os.path.realpath(path)
+    for top in REPOSITORIES:
+        root = _package_dir(top)
+        if root and norm.startswith(os.path.join(os.path.realpath(root), top) + os.sep):
+            return os.path.relpath(norm, os.path.realpath(root)).replace(os.sep, "/")
+    return None
+
+
+def _unwrap(obj):
+    if isinstance(obj, property):
+        obj = obj.fget
+    if isinstance(obj, (staticmethod, classmethod)):
+        obj = obj.__func__
+    return inspect.unwrap(obj) if callable(obj) else obj
+
+
+def locate(target, anchor: str | None = None) -> tuple[str, int | None]:
+    """(relpath, line) of an object's definition, or of the first line holding `anchor` in a file."""
+    if isinstance(target, str):
+        relpath = target.strip("/")
+        if anchor is None:
+            return relpath, None
+        path = installed_file(relpath)
+        if path is None:
+            raise FileNotFoundError(f"{relpath} is not in the installed package, so {anchor!r} cannot be found "
+                                    "in it: link to the file without an anchor, or to a file the wheel ships")
+        for number, text in enumerate(file_lines(path), 1):
+            if anchor in text:
+                return relpath, number
+        raise LookupError(f"{anchor!r} is not in the installed {relpath}: the source has changed, "
+                          "so the chapter's anchor needs updating")
+    obj = _unwrap(target)
+    try:
+        path = inspect.getsourcefile(obj)
+        line = inspect.getsourcelines(obj)[1] if not inspect.ismodule(obj) else None
+    except (TypeError, OSError) as error:
+        raise TypeError(f"cannot find the Python source of {target!r} ({error}); "
+                        "for C functions link to a file and an anchor instead") from None
+    relpath = relpath_of_file(path) if path else None
+    if relpath is None:
+        raise LookupError(f"{target!r} is defined in {path}, outside the packages with known repositories "
+                          f"({', '.join(REPOSITORIES)})")
+    return relpath, line
+
+
+class Link:
+    """A link to source at the running commit; shows as Markdown/HTML in Jupyter, as text elsewhere."""
+
+    def __init__(self, relpath: str, line: int | None, text: str | None = None):
+        self.relpath = relpath
+        self.line = line
+        self.url = url_of(relpath, line)
+        self.text = text or (f"{relpath}:{line}" if line else relpath)
+
+    def __str__(self):
+        return f"[{self.text}]({self.url})" if self.url else self.text
+
+    def __repr__(self):
+        return f"Link({self.text!r} -> {self.url})"
+
+    def _repr_markdown_(self):
+        return str(self)
+
+    def _repr_html_(self):
+        import html
+        text = html.escape(self.text)
+        return f'<a href="{html.escape(self.url)}"><code>{text}</code></a>' if self.url else f"<code>{text}</code>"
+
+
+def link(target, anchor: str | None = None, text: str | None = None) -> Link:
+    """``tracer.link(torch.nn.Module.state_dict)`` or ``tracer.link("torch/__init__.py", "from torch._C import *")``."""
+    relpath, line = locate(target, anchor)
+    if text is None and not isinstance(target, str):
+        text = getattr(_unwrap(target), "__qualname__", None)
+        text = f"{text} ({relpath}:{line})" if text else None
+    return Link(relpath, line, text)
+
+
+class Excerpt:
+    """Lines of installed source with a pinned link above them."""
+
+    def __init__(self, relpath: str, start: int, lines: list[str]):
+        self.link = Link(relpath, start)
+        self.start = start
+        self.lines = [line.rstrip("\n") for line in lines]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def __str__(self):
+        width = len(str(self.start + len(self.lines)))
+        body = "\n".join(f"{self.start + i:>{width}}  {line}" for i, line in enumerate(self.lines))
+        return f"{self.link.relpath}:{self.start}  {self.link.url or ''}\n{body}"
+
+    __repr__ = __str__
+
+    def _repr_markdown_(self):
+        return f"{self.link}\n\n```python\n{self.text}\n```\n"
+
+
+def read(target, anchor: str | None = None, lines: int | None = None) -> Excerpt:
+    """The installed source of an object (its whole def/class), or `lines` lines from an anchor."""
+    relpath, line = locate(target, anchor)
+    path = installed_file(relpath)
+    if path is None or line is None:
+        raise LookupError(f"no installed source lines for {relpath}: give an object or a file and an anchor")
+    if lines is None:
+        block = block_at(path, line)
+    else:
+        block = list(file_lines(path)[line - 1:line - 1 + lines])
+    return Excerpt(relpath, line, block)
