@@ -1,9 +1,16 @@
 """The ATen layer: operators as a TorchDispatchMode sees them, nested under the call that made them.
 
-A dispatch mode sits at the Python dispatch key, after autograd: it sees the operators that reach
-the backend kernels (composite ops already decomposed, e.g. ``linear`` as ``t`` + ``addmm``), the same
-under ``torch.no_grad()``; under ``torch.inference_mode()`` some view bookkeeping is skipped and a few
-ops differ. Imported only when the aten layer is asked for.
+A dispatch mode sits at the Python dispatch key, below autograd, so what it sees depends on the grad mode
+(tests/test_torch_trace.py checks each of these on a Linear + BatchNorm1d + ReLU):
+
+- grad enabled: composite operators arrive decomposed by their CompositeImplicitAutograd kernels
+  (``linear`` as ``aten::t`` + ``aten::addmm``, ``batch_norm`` as ``aten::native_batch_norm``), plus what
+  autograd saves for backward (``aten::detach`` of relu's output);
+- ``torch.no_grad()``: the same decomposed operators, without the autograd bookkeeping;
+- ``torch.inference_mode()``: the autograd keys are skipped, so composites are not decomposed before the
+  mode sees them: ``aten::linear``, ``aten::batch_norm``.
+
+Imported only when the aten layer is asked for.
 """
 
 from __future__ import annotations

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs Debian's headless-capable Chromium for the browser tests (tests/test_browser.py).
+# Idempotent: does nothing when chromium is already installed.
+set -eu
+
+if command -v chromium >/dev/null 2>&1; then
+    exit 0
+fi
+
+# apt needs root; use sudo only when we are not root already.
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q >/dev/null
+$SUDO apt-get install -y -q chromium >/dev/null
+command -v chromium >/dev/null

@@ -1,0 +1,86 @@
+import importlib
+import sys
+import textwrap
+
+import pytest
+
+SAMPLE = '''
+import math
+
+
+class Shape:
+    def __init__(self, n):
+        self.n = n
+
+    def area(self):
+        return helper(self.n) * 2
+
+    def __repr__(self):
+        raise AssertionError("the tracer must never call repr on traced values")
+
+
+def helper(x):
+    return math.sqrt(x) + x
+
+
+def outer(n):
+    total = 0
+    for i in range(n):
+        total += helper(i)
+    return total
+
+
+def gen(n):
+    for i in range(n):
+        yield helper(i)
+
+
+def boom():
+    helper(1)
+    raise ValueError("boom")
+
+
+def catches():
+    try:
+        boom()
+    except ValueError:
+        return "caught"
+
+
+def recurse(n):
+    return 0 if n == 0 else 1 + recurse(n - 1)
+
+
+def via_other(n):
+    from other import call_back
+    return call_back(n)
+
+
+def echo(*args, **kwargs):
+    return len(args) + len(kwargs)
+'''
+
+OTHER = '''
+def call_back(n):
+    import sample
+    return sample.helper(n) + 1
+'''
+
+
+@pytest.fixture()
+def sample(tmp_path, monkeypatch):
+    """A small package, `sample`, to trace without torch; `other` is a second one, left out of the include set."""
+    (tmp_path / "sample").mkdir()
+    (tmp_path / "sample" / "__init__.py").write_text(textwrap.dedent(SAMPLE))
+    (tmp_path / "other.py").write_text(textwrap.dedent(OTHER))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("sample", "other"):
+        sys.modules.pop(name, None)
+    module = importlib.import_module("sample")
+    yield module
+    for name in ("sample", "other"):
+        sys.modules.pop(name, None)
+
+
+def has_torch():
+    return importlib.util.find_spec("torch") is not None

@@ -1,0 +1,361 @@
+"""The torch-free core: recording, the tree, queries, exports. Runs on Python 3.10 to 3.13."""
+
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import tracer
+from tracer.record.events import RAISED
+
+BACKENDS = ["setprofile"] + (["sys.monitoring"] if sys.version_info >= (3, 12) else [])
+
+
+def names(call):
+    return [c.name for c in call.children]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+def test_tree_nests_calls_in_order(sample, backend):
+    with tracer.trace(include=("sample",), backend=backend) as t:
+        sample.outer(3)
+        sample.Shape(4).area()
+    assert names(t.root) == ["outer", "Shape.__init__", "Shape.area"]
+    outer = t.root.children[0]
+    assert names(outer) == ["helper"] * 3
+    assert [c.depth for c in outer.children] == [2, 2, 2]
+    assert outer.relpath == "sample/__init__.py"
+    assert outer.line == sample.outer.__code__.co_firstlineno
+    assert outer.module == "sample"
+    assert outer.url is None  # no repository is known for this package
+    assert t.meta["backend"] == backend
+    assert all(c.duration_ns >= 0 for c in t.calls)
+    assert outer.duration_ns >= sum(c.duration_ns for c in outer.children)
+
+
+def test_calls_from_excluded_code_hang_under_the_nearest_kept_caller(sample, backend):
+    with tracer.trace(include=("sample",), backend=backend) as t:
+        sample.via_other(4)
+    via = t.root.children[0]
+    assert via.name == "via_other"
+    assert names(via) == ["helper"]  # other.call_back is not kept; its call to helper is
+
+
+def test_arguments_are_summarised_never_repr(sample, backend):
+    with tracer.trace(include=("sample",), backend=backend) as t:
+        sample.Shape(2).area()
+        sample.echo(1, "x" * 100, [1, 2], {"a": 1}, None, short="hi", obj=sample.Shape(1))
+    area = t.find("Shape.area")[0]
+    assert area.args == {"self": "Shape"}
+    echo = t.find("echo")[0]
+    assert echo.args == {"args": "tuple[5]", "kwargs": "dict[2]"}
+    init = t.find("Shape.__init__")[0]
+    assert init.args == {"self": "Shape", "n": "2"}
+
+
+def test_exception_propagates_unchanged_and_calls_are_marked(sample, backend):
+    before = sys.getprofile()
+    with pytest.raises(ValueError) as info:
+        with tracer.trace(include=("sample",), backend=backend) as t:
+            sample.boom()
+    assert str(info.value) == "boom"
+    assert sys.getprofile() is before
+    boom = t.root.children[0]
+    assert boom.name == "boom"
+    assert boom.error == "ValueError"  # the exception that left the block names the chain it went through
+    assert boom.children[0].error is None
+    assert t.meta["error"] == "ValueError"
+
+
+def test_caught_exceptions_mark_the_raising_call(sample, backend):
+    with tracer.trace(include=("sample",), backend=backend) as t:
+        assert sample.catches() == "caught"
+    catches = t.root.children[0]
+    assert catches.error is None
+    expected = "ValueError" if backend == "sys.monitoring" else RAISED  # setprofile cannot see the type
+    assert catches.children[0].error == expected
+
+
+def test_profile_function_is_restored(sample):
+    seen = []
+
+    def mine(frame, event, arg):
+        seen.append(event)
+
+    sys.setprofile(mine)
+    try:
+        with tracer.trace(include=("sample",), backend="setprofile") as t:
+            sample.helper(1)
+        assert sys.getprofile() is mine
+    finally:
+        sys.setprofile(None)
+    assert names(t.root) == ["helper"]
+
+
+def test_nested_traces_both_record(sample, backend):
+    with tracer.trace(include=("sample",), backend=backend) as outer:
+        sample.helper(1)
+        with tracer.trace(include=("sample",), backend=backend) as inner:
+            sample.outer(2)
+        sample.helper(2)
+    assert names(inner.root) == ["outer"]
+    assert names(outer.root) == ["helper", "outer", "helper"]
+    assert names(outer.root.children[1]) == ["helper", "helper"]
+
+
+def test_generator_resumptions_hang_under_the_resumer_and_depth_never_drifts(sample, backend):
+    with tracer.trace(include=("sample",), backend=backend) as t:
+        for _ in sample.gen(3):
+            sample.helper(0)
+        sample.outer(1)
+    top = names(t.root)
+    # three resumptions that yield, one that finishes, each followed (but the last) by the loop's own call
+    assert top == ["gen", "helper", "gen", "helper", "gen", "helper", "gen", "outer"]
+    assert all(c.depth == 1 for c in t.root.children)
+    assert [names(c) for c in t.root.children if c.name == "gen"] == [["helper"]] * 3 + [[]]
+    assert t.root.children[-1].children[0].depth == 2
+
+
+def test_deep_recursion_records(sample, backend):
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)
+    try:
+        with tracer.trace(include=("sample",), backend=backend) as t:
+            assert sample.recurse(2000) == 2000
+    finally:
+        sys.setrecursionlimit(limit)
+    assert len(t) == 2001
+    deepest = max(t.calls, key=lambda c: c.depth)
+    assert deepest.depth == 2001
+    text = str(t)
+    assert text.count("recurse") == 2001
+    again = tracer.load(t.to_json())
+    assert max(c.depth for c in again.calls) == 2001
+
+
+def test_threads_are_not_traced_and_the_trace_says_so(sample, backend):
+    with tracer.trace(include=("sample",), backend=backend) as t:
+        worker = threading.Thread(target=sample.outer, args=(3,))
+        worker.start()
+        worker.join()
+        sample.helper(1)
+    assert names(t.root) == ["helper"]
+    assert any("threads" in note for note in t.meta["notes"])
+
+
+def test_event_cap_truncates_and_the_code_runs_on(sample, backend):
+    with tracer.trace(include=("sample",), backend=backend, max_events=10) as t:
+        assert sample.outer(50) == sum(i ** 0.5 + i for i in range(50))
+    assert t.truncated
+    assert t.meta["truncated_at"] == "outer"
+    assert any(note.startswith("truncated") for note in t.meta["notes"])
+    assert t.root.children[0].open
+    assert len(t) <= 10
+    assert sys.getprofile() is None
+
+
+def test_depth_limit_keeps_the_top_levels(sample, backend):
+    with tracer.trace(include=("sample",), backend=backend, depth=1) as t:
+        sample.outer(3)
+    assert names(t.root) == ["outer"]
+    assert t.root.children[0].children == []
+    assert t.meta["hidden_below_depth"] == 3
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"layers": ("python", "cuda")}, ValueError, "python, builtin, aten"),
+    ({"layers": ()}, ValueError, "layers is empty"),
+    ({"layers": ("builtin",)}, ValueError, "python layer"),
+    ({"include": ("torch", 3)}, TypeError, "strings"),
+    ({"include": 42}, TypeError, "package name"),
+    ({"include": ("not a package",)}, ValueError, "dotted package name"),
+    ({"depth": -1}, ValueError, "0 or more"),
+    ({"depth": 1.5}, TypeError, "whole number"),
+    ({"max_events": 0}, ValueError, "positive"),
+    ({"backend": "ptrace"}, ValueError, "setprofile"),
+])
+def test_bad_options_say_what_is_allowed(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        tracer.trace(**kwargs)
+
+
+def test_find_count_and_expect_path(sample):
+    with tracer.trace(include=("sample",)) as t:
+        sample.outer(2)
+        sample.Shape(1).area()
+    assert t.count("helper") == 3
+    assert t.count("sample.helper") == 3  # module.name works too
+    assert [c.name for c in t.find("Shape.*")] == ["Shape.__init__", "Shape.area"]
+    chain = t.expect_path("Shape.area", "helper")
+    assert [c.name for c in chain] == ["Shape.area", "helper"]
+
+
+def test_expect_path_failure_shows_the_longest_match_and_what_was_there(sample):
+    with tracer.trace(include=("sample",)) as t:
+        sample.outer(2)
+    with pytest.raises(tracer.ClaimError) as info:
+        t.expect_path("outer", "helper", "missing")
+    message = str(info.value)
+    assert isinstance(info.value, AssertionError)
+    assert "longest match: outer" in message and "> helper" in message
+    assert "no 'missing' below helper" in message
+    assert tracer.claims.LEDGER[-1]["status"] == "failed"
+    with pytest.raises(tracer.ClaimError, match="the calls there: helper x2"):
+        t.expect_path("outer", "nothing")
+
+
+def test_claims_are_recorded(tmp_path, monkeypatch):
+    ledger = tmp_path / "ledger.jsonl"
+    monkeypatch.setenv("TRACER_LEDGER", str(ledger))
+    tracer.claim("two is even", 2 % 2 == 0)
+    tracer.claim_equal("one plus one", 1 + 1, 2)
+    tracer.skip("runs on CUDA", "no CUDA device here")
+    with pytest.raises(tracer.ClaimError, match="found 3, expected 2"):
+        tracer.claim_equal("one plus two is two", 1 + 2, 2)
+    rows = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["passed", "passed", "skipped", "failed"]
+    with pytest.raises(ValueError):
+        tracer.skip("no reason", "")
+
+
+def test_diff_names_what_ran_in_one_and_not_the_other(sample):
+    with tracer.trace(include=("sample",)) as a:
+        sample.outer(2)
+    with tracer.trace(include=("sample",)) as b:
+        sample.outer(3)
+        sample.catches()
+    d = tracer.diff(a, b)
+    assert d.only_a == {}
+    assert d.only_b == {"catches": 1, "boom": 1}
+    assert d.changed == {"helper": (2, 4)}
+    assert "only in b: boom x1" in str(d)
+    assert not tracer.diff(a, a)
+
+
+def test_json_round_trip(sample, tmp_path):
+    with tracer.trace(include=("sample",)) as t:
+        sample.outer(2)
+    path = tmp_path / "t.json"
+    t.to_json(path)
+    data = json.loads(path.read_text())
+    assert data["schema"] == "tracer-trace" and data["version"] == 1
+    assert data["calls"][1]["parent"] == 0
+    again = tracer.load(path)
+    assert str(again) == str(t)
+    assert [c.name for c in again.calls] == [c.name for c in t.calls]
+    assert tracer.load(t.to_json()).meta == json.loads(t.to_json())["meta"]
+    with pytest.raises(ValueError, match="not a tracer trace"):
+        tracer.load('{"calls": []}')
+    with pytest.raises(ValueError, match="version"):
+        tracer.load({"schema": "tracer-trace", "version": 99, "calls": []})
+
+
+def test_perfetto_export_is_trace_event_json(sample, tmp_path):
+    with tracer.trace(include=("sample",)) as t:
+        sample.outer(2)
+    data = json.loads(t.to_perfetto(tmp_path / "p.json"))
+    events = data["traceEvents"]
+    assert [e["name"] for e in events] == ["outer", "helper", "helper"]
+    assert all(e["ph"] == "X" and e["cat"] == "python" and e["dur"] >= 0 for e in events)
+    assert events[0]["args"]["location"].startswith("sample/__init__.py:")
+    assert events[1]["ts"] >= events[0]["ts"]
+
+
+def test_text_folds_repeated_leaves_and_limits_depth(sample):
+    with tracer.trace(include=("sample",)) as t:
+        sample.outer(3)
+    text = str(t)
+    assert "helper x3" in text
+    assert "outer  sample/__init__.py:" in text
+    shallow = t.to_text(depth=1)
+    assert "helper" not in shallow and "... 3 calls below" in shallow
+
+
+def test_reading_the_tree_while_recording_is_an_error(sample):
+    with tracer.trace(include=("sample",)) as t:
+        with pytest.raises(RuntimeError, match="still recording"):
+            t.root
+    with pytest.raises(RuntimeError, match="already recorded"):
+        with t:
+            pass
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tracer", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_command_line_traces_code_and_scripts(sample, tmp_path):
+    pkg_dir = str(tmp_path)
+    code = f"import sys; sys.path.insert(0, {pkg_dir!r}); import sample; sample.outer(2)"
+    out = run_cli("--include", "sample", "-c", code)
+    assert out.returncode == 0, out.stderr
+    assert "outer  sample/__init__.py:" in out.stdout and "helper x2" in out.stdout
+    script = tmp_path / "script.py"
+    script.write_text("import sys, sample\nprint('args', sys.argv[1:])\nsample.outer(int(sys.argv[1]))\n")
+    out = run_cli("--include", "sample", "--format", "json", "-o", str(tmp_path / "t.json"), str(script), "3")
+    assert out.returncode == 0, out.stderr
+    assert "args ['3']" in out.stdout
+    assert tracer.load(tmp_path / "t.json").count("helper") == 3
+
+
+def test_command_line_reports_bad_input_and_failing_code(tmp_path):
+    out = run_cli("--layers", "python,gpu", "-c", "pass")
+    assert out.returncode == 2 and "unknown layer 'gpu'" in out.stderr
+    out = run_cli(str(tmp_path / "missing.py"))
+    assert out.returncode == 2 and "no such script" in out.stderr
+    out = run_cli("-c", "raise KeyError('x')")
+    assert out.returncode == 1 and "KeyError" in out.stderr and "<traced block>" in out.stdout
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring needs Python 3.12+")
+def test_both_backends_give_the_same_tree(sample):
+    def shape(t):
+        return [(c.name, c.depth, c.args) for c in t.calls]
+
+    trees = []
+    for backend in ("setprofile", "sys.monitoring"):
+        with tracer.trace(include=("sample",), backend=backend) as t:
+            sample.outer(3)
+            list(sample.gen(2))
+            sample.catches()
+            sample.via_other(1)
+        trees.append(shape(t))
+    assert trees[0] == trees[1]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring needs Python 3.12+")
+def test_monitoring_tool_id_is_not_the_profilers_and_is_freed(sample):
+    mon = sys.monitoring
+    taken = [tool for tool in (3, 4) if mon.get_tool(tool) is None]
+    for tool in taken:
+        mon.use_tool_id(tool, "someone else")
+    try:
+        with tracer.trace(include=("sample",)) as t:
+            assert mon.get_tool(5) == "tracer"
+            sample.helper(1)
+        assert mon.get_tool(5) is None
+        assert names(t.root) == ["helper"]
+    finally:
+        for tool in taken:
+            mon.free_tool_id(tool)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring needs Python 3.12+")
+def test_monitoring_says_when_no_tool_id_is_free():
+    mon = sys.monitoring
+    free = [tool for tool in range(6) if mon.get_tool(tool) is None]
+    for tool in free:
+        mon.use_tool_id(tool, "someone else")
+    try:
+        with pytest.raises(RuntimeError, match="every sys.monitoring tool id is taken"):
+            with tracer.trace():
+                pass
+    finally:
+        for tool in free:
+            mon.free_tool_id(tool)
