@@ -1,4 +1,4 @@
-"""The command line: ``python -m tracer -c "CODE"`` or ``python -m tracer script.py [args]``."""
+"""The command line: ``python -m tracer -c "CODE"``, ``python -m tracer script.py [args]``, ``python -m tracer book``."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["book"]:  # python -m tracer book ...: the book runner
+        from .book import main as book_main
+        return book_main(argv[1:])
     opts = parser().parse_args(argv)
     include = tuple(part.strip() for part in opts.include.split(",") if part.strip())
     try:

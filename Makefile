@@ -1,0 +1,30 @@
+# The two commands of the README:  make book  (build and run every chapter)  and  make test.
+# Both set up everything they need on a fresh Linux machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup book test test-core clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+book: setup
+	$(PY) -m tracer.book build
+
+test: setup
+	bash .ci/install-browser.sh
+	$(PY) -m pytest
+	bash .ci/test-core.sh
+
+# The torch-free core on the other Pythons that are installed (sys.monitoring runs on 3.12 and newer).
+test-core:
+	bash .ci/test-core.sh
+
+clean:
+	rm -rf $(VENV) .venv3.* site build
