@@ -359,3 +359,19 @@ def test_monitoring_says_when_no_tool_id_is_free():
     finally:
         for tool in free:
             mon.free_tool_id(tool)
+
+
+def test_escaped_exception_is_not_pinned_on_a_caught_one(tmp_path, monkeypatch, backend):
+    (tmp_path / "chain.py").write_text(
+        "def probe():\n    raise AttributeError('no')\n\n"
+        "def register():\n    try:\n        probe()\n    except AttributeError:\n        pass\n"
+        "    raise ValueError('bad')\n\n"
+        "def outer():\n    register()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import chain
+    with pytest.raises(ValueError):
+        with tracer.trace(include=("chain",), backend=backend) as t:
+            chain.outer()
+    outer, register, probe = t.expect_path("outer", "register", "probe")
+    assert outer.error == register.error == "ValueError"
+    assert probe.error == ("AttributeError" if backend == "sys.monitoring" else RAISED)

@@ -8,7 +8,7 @@ import time
 
 from . import source
 from .record import Recording
-from .record.events import ATEN_CALL, ATEN_RETURN, C_CALL, C_RETURN, CALL, RETURN, TRUNCATED
+from .record.events import ATEN_CALL, ATEN_RETURN, C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RETURN, TRUNCATED
 
 KINDS = ("python", "builtin", "aten")
 
@@ -207,7 +207,8 @@ def build(rec: Recording, exc_type=None):
     in_aten = 0  # inside an operator: the dispatcher's own Python frames are not the program's calls
     hidden = [0]  # calls below the depth limit
     truncated_at = None
-    for kind, what, t, extra in events:
+    unwound: dict = {}  # id(call) -> (event index, error) for calls that raised
+    for index, (kind, what, t, extra) in enumerate(events):
         if kind == CALL or kind == C_CALL:
             if in_aten:
                 continue
@@ -226,7 +227,7 @@ def build(rec: Recording, exc_type=None):
         elif kind == RETURN or kind == C_RETURN:
             if in_aten:
                 continue
-            _pop(stack, keys, what, t, extra)
+            _pop(stack, keys, what, t, extra, index, unwound)
         elif kind == ATEN_CALL:
             if in_aten == 0:
                 name = what.name()
@@ -238,7 +239,7 @@ def build(rec: Recording, exc_type=None):
         elif kind == ATEN_RETURN:
             in_aten -= 1
             if in_aten == 0:
-                _pop(stack, keys, what, t, extra)
+                _pop(stack, keys, what, t, extra, index, unwound)
         elif kind == TRUNCATED:
             truncated_at = " > ".join(c.name for c in stack[1:]) or root.name
             break
@@ -248,7 +249,7 @@ def build(rec: Recording, exc_type=None):
             call.open = True
             call.duration_ns = end_ns - call.start_ns
     if exc_type is not None:
-        _name_escaped_error(root, exc_type.__name__)
+        _name_escaped_error(root, exc_type.__name__, unwound)
     meta = _meta(rec, len(events), truncated_at, exc_type)
     meta["hidden_below_depth"] = hidden[0]
     return root, meta
@@ -265,7 +266,7 @@ def _push(stack, keys, call, key, depth_limit, hidden):
     keys.append(key)
 
 
-def _pop(stack, keys, key, t, error):
+def _pop(stack, keys, key, t, error, index, unwound):
     # A return whose call opened before recording started has no partner on the stack: skip it.
     if keys[-1] is not key and key not in keys[1:]:
         return
@@ -276,7 +277,8 @@ def _pop(stack, keys, key, t, error):
             call.duration_ns = t - call.start_ns
         if open_key is key:
             if call is not None and error:
-                call.error = error
+                unwound[id(call)] = (index, error)
+                call.error = RAISED if error == RAISED_HERE else error
             return
         if call is not None:
             call.open = True
@@ -289,16 +291,25 @@ def _python_info(code, module):
     return name, module, relpath, code.co_firstlineno, filename if relpath else None
 
 
-def _name_escaped_error(root, type_name):
-    """The exception that left the block went up through its last chain of raising calls: name it."""
-    call = root
+def _name_escaped_error(root, type_name, unwound):
+    """Name the exception that left the block on the calls it went up through.
+
+    Where the backend could not see exception types, follow the last children down while each one's
+    unwind came right before its parent's, stopping at the call whose own raise statement started it.
+    """
+    call, parent_index = root, None
     while call.children:
         last = call.children[-1]
-        if not last.error:
-            break
-        if last.error == "exception":
+        index, error = unwound.get(id(last), (None, None))
+        if error is None or (parent_index is not None and index != parent_index - 1):
+            break  # returned normally, or its exception was caught and the parent went on
+        if error in (RAISED, RAISED_HERE):
             last.error = type_name
-        call = last
+        elif error != type_name:
+            break  # a different exception, seen by the backend
+        if error == RAISED_HERE:
+            break
+        call, parent_index = last, index
 
 
 def _meta(rec, n_events, truncated_at, exc_type):

@@ -6,11 +6,12 @@ import dis
 import sys
 import threading
 
-from .events import C_CALL, C_RETURN, CALL, RAISED, RETURN, TRUNCATED
+from .events import C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RETURN, TRUNCATED
 from .summary import summarise_frame
 
 # A profile 'return' with arg None is a normal return of None, a yield of None, or an unwind:
 # the instruction the frame stopped at tells which.
+_RAISE = dis.opmap["RAISE_VARARGS"]
 _NORMAL_EXITS = frozenset(dis.opmap[name] for name in ("RETURN_VALUE", "YIELD_VALUE", "RETURN_CONST", "RETURN_GENERATOR") if name in dis.opmap)
 
 
@@ -91,8 +92,10 @@ def _make_callback(rec, recorder):
             code = frame.f_code
             if codes.get(code):
                 error = None
-                if arg is None and code.co_code[frame.f_lasti] not in normal_exits:
-                    error = RAISED
+                if arg is None:
+                    op = code.co_code[frame.f_lasti]
+                    if op not in normal_exits:
+                        error = RAISED_HERE if op == _RAISE else RAISED
                 append((RETURN, code, now(), error))
         elif want_c and codes.get(frame.f_code):
             key = ckey(arg)
