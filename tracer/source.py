@@ -40,10 +40,10 @@ def relpath_of(filename: str | None, module: str | None) -> str | None:
     return None
 
 
-def commit_of(top: str) -> str | None:
-    """The git commit the installed package was built from, if it is loaded and says so."""
+def commit_of(top: str, load: bool = False) -> str | None:
+    """The git commit the installed package was built from, if it is loaded (or `load`) and says so."""
     entry = REPOSITORIES.get(top)
-    if entry is None or entry[1].partition(".")[0] not in sys.modules:
+    if entry is None or (not load and entry[1].partition(".")[0] not in sys.modules):
         return None
     try:
         version = importlib.import_module(entry[1])
@@ -60,13 +60,17 @@ def repo_path(relpath: str) -> str:
     return relpath
 
 
-def url_of(relpath: str | None, line: int | None = None) -> str | None:
-    """``https://github.com/<repo>/blob/<commit>/<path>#L<line>``; None where no commit is known."""
+def url_of(relpath: str | None, line: int | None = None, load: bool = False) -> str | None:
+    """``https://github.com/<repo>/blob/<commit>/<path>#L<line>``; None where no commit is known.
+
+    A trace never imports a package to find its commit (its packages are loaded already); a link asked
+    for by name may (`load`).
+    """
     if not relpath:
         return None
     top = relpath.partition("/")[0]
     entry = REPOSITORIES.get(top)
-    commit = commit_of(top)
+    commit = commit_of(top, load)
     if entry is None or commit is None:
         return None
     url = f"https://github.com/{entry[0]}/blob/{commit}/{repo_path(relpath)}"
@@ -174,14 +178,20 @@ def locate(target, anchor: str | None = None) -> tuple[str, int | None]:
 class Link:
     """A link to source at the running commit; shows as Markdown/HTML in Jupyter, as text elsewhere."""
 
-    def __init__(self, relpath: str, line: int | None, text: str | None = None):
+    def __init__(self, relpath: str, line: int | None, text: str | None = None, anchor: str | None = None):
         self.relpath = relpath
         self.line = line
-        self.url = url_of(relpath, line)
+        self.anchor = anchor  # the text the line holds, so a checker can tell when the source moved
+        self.url = url_of(relpath, line, load=True)
         self.text = text or (f"{relpath}:{line}" if line else relpath)
 
     def __str__(self):
-        return f"[{self.text}]({self.url})" if self.url else self.text
+        if not self.url:
+            return self.text
+        if self.anchor:
+            title = self.anchor.replace("\\", "\\\\").replace('"', '\\"')
+            return f'[{self.text}]({self.url} "{title}")'
+        return f"[{self.text}]({self.url})"
 
     def __repr__(self):
         return f"Link({self.text!r} -> {self.url})"
@@ -192,7 +202,10 @@ class Link:
     def _repr_html_(self):
         import html
         text = html.escape(self.text)
-        return f'<a href="{html.escape(self.url)}"><code>{text}</code></a>' if self.url else f"<code>{text}</code>"
+        if not self.url:
+            return f"<code>{text}</code>"
+        anchor = f' data-anchor="{html.escape(self.anchor)}"' if self.anchor else ""
+        return f'<a href="{html.escape(self.url)}"{anchor}><code>{text}</code></a>'
 
 
 def link(target, anchor: str | None = None, text: str | None = None) -> Link:
@@ -201,7 +214,10 @@ def link(target, anchor: str | None = None, text: str | None = None) -> Link:
     if text is None and not isinstance(target, str):
         text = getattr(_unwrap(target), "__qualname__", None)
         text = f"{text} ({relpath}:{line})" if text else None
-    return Link(relpath, line, text)
+    return Link(relpath, line, text, anchor if line else None)
+
+
+_LANGUAGES = {".py": "python", ".h": "cpp", ".hpp": "cpp", ".cpp": "cpp", ".c": "c", ".cu": "cpp", ".yaml": "yaml"}
 
 
 class Excerpt:
@@ -224,7 +240,8 @@ class Excerpt:
     __repr__ = __str__
 
     def _repr_markdown_(self):
-        return f"{self.link}\n\n```python\n{self.text}\n```\n"
+        language = _LANGUAGES.get(os.path.splitext(self.link.relpath)[1], "")
+        return f"{self.link}\n\n```{language}\n{self.text}\n```\n"
 
 
 def read(target, anchor: str | None = None, lines: int | None = None) -> Excerpt:
