@@ -8,6 +8,7 @@
 """
 
 from .claims import ClaimError, claim, claim_equal, skip
+from .imports import ImportFailed, ImportTrace, trace_import
 from .model import Call, Trace, trace
 from .query import Diff, diff
 from .render.json import load
@@ -15,7 +16,8 @@ from .source import link, read
 
 __version__ = "0.1.0"
 
-__all__ = ["Call", "ClaimError", "Diff", "Trace", "claim", "claim_equal", "diff", "link", "load", "read", "skip", "trace"]
+__all__ = ["Call", "ClaimError", "Diff", "ImportFailed", "ImportTrace", "Trace", "claim", "claim_equal", "diff", "link", "load",
+           "read", "skip", "trace", "trace_import"]
 
 
 def load_ipython_extension(ipython):
