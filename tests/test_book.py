@@ -1,0 +1,305 @@
+"""The book pipeline on tiny chapters written here: claims ledger, exit codes, errors, notebooks, site, slides."""
+
+import contextlib
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+
+from tracer import book
+
+pytest.importorskip("torch")
+pytestmark = pytest.mark.chapter
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "build" / "cache"  # reveal.js is fetched once per checkout, not on every run
+
+FRONT_MATTER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
+
+CHAPTERS = {
+    "01-passing": '''
+# 01. Passing
+
+What this chapter asks.
+
+## Read
+
+```{code-cell} ipython3
+import torch, tracer
+tracer.link(torch.nn.Module.state_dict)
+```
+
+Two parameters:
+
+```{code-cell} ipython3
+tracer.claim_equal("a linear layer has two parameters", len(list(torch.nn.Linear(2, 2).parameters())), 2)
+```
+
+```{code-cell} ipython3
+print("## not a heading: code output")
+```
+
+## Exercises
+
+Count the parameters of a layer without bias.
+
+```{code-cell} ipython3
+:tags: [solution]
+
+tracer.claim_equal("a bias-free linear layer has one parameter",
+                   len(list(torch.nn.Linear(2, 2, bias=False).parameters())), 1)
+```
+''',
+    "02-failing-claim": '''
+# 02. Failing claim
+
+```{code-cell} ipython3
+import tracer
+tracer.claim("two equals three", 2 == 3, detail="arithmetic says otherwise")
+```
+
+```{code-cell} ipython3
+print("never runs")
+```
+''',
+    "03-raising": '''
+# 03. Raising
+
+```{code-cell} ipython3
+import tracer
+tracer.claim("one equals one", 1 == 1)
+```
+
+## Run
+
+```{code-cell} ipython3
+# the cell that breaks
+raise ValueError("boom in the chapter")
+```
+''',
+    "04-skipped": '''
+# 04. Skipped
+
+## On a GPU
+
+```{code-cell} ipython3
+import torch, tracer
+if torch.cuda.is_available():
+    tracer.claim("a tensor made on cuda is on cuda", torch.ones(1, device="cuda").is_cuda)
+else:
+    tracer.skip("a tensor made on cuda is on cuda", "no CUDA device here")
+    print("skipped: no CUDA device here")
+tracer.claim("ones are ones", bool(torch.ones(2).eq(1).all()))
+```
+''',
+}
+
+
+def write_chapters(folder: Path, names=tuple(CHAPTERS)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / f"{name}.md").write_text(FRONT_MATTER + CHAPTERS[name], encoding="utf-8")
+    return folder
+
+
+def run_main(*argv) -> SimpleNamespace:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = book.main([str(arg) for arg in argv])
+    return SimpleNamespace(code=code, out=out.getvalue(), err=err.getvalue())
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One build of the four chapters, shared by the tests that read what it wrote."""
+    root = tmp_path_factory.mktemp("book")
+    chapters = write_chapters(root / "chapters")
+    result = run_main("build", "--chapters-dir", chapters, "--notebooks", root / "notebooks",
+                      "--site", root / "site", "--cache", CACHE)
+    ledger = json.loads((root / "site" / "claims.json").read_text(encoding="utf-8"))
+    return SimpleNamespace(root=root, chapters=chapters, notebooks=root / "notebooks", site=root / "site",
+                           ledger=ledger, **vars(result))
+
+
+def notebook(built, name):
+    return nbformat.read(built.notebooks / f"{name}.ipynb", as_version=4)
+
+
+def claims_of(built, chapter):
+    return [entry for entry in built.ledger["claims"] if entry["chapter"] == chapter]
+
+
+def test_build_fails_when_a_claim_fails_or_a_cell_raises(built):
+    assert built.code == 1
+    statuses = {entry["chapter"]: entry["status"] for entry in built.ledger["chapters"]}
+    assert statuses == {"01-passing": "passed", "02-failing-claim": "failed", "03-raising": "failed", "04-skipped": "passed"}
+    assert built.ledger["summary"] == {"chapters": 4, "failed_chapters": 2, "passed": 4, "failed": 1, "skipped": 1}
+
+
+def test_each_claim_is_filed_under_the_cell_that_made_it(built):
+    for chapter in CHAPTERS:
+        cells = book.read_chapter(built.chapters / f"{chapter}.md").cells
+        for entry in claims_of(built, chapter):
+            cell = cells[entry["cell"]]
+            assert entry["claim"] in cell.source, (chapter, entry)
+            assert entry["source"] == cell.source.splitlines()[0]
+    failed, = claims_of(built, "02-failing-claim")
+    assert (failed["status"], failed["detail"]) == ("failed", "arithmetic says otherwise")
+    skipped, passed = claims_of(built, "04-skipped")
+    assert (skipped["status"], skipped["detail"]) == ("skipped", "no CUDA device here")
+    assert passed["status"] == "passed" and passed["cell"] == skipped["cell"]
+    assert [entry["status"] for entry in claims_of(built, "03-raising")] == ["passed"]
+
+
+def test_a_raising_cell_is_named_with_its_chapter_line_and_error(built):
+    lines = (built.chapters / "03-raising.md").read_text(encoding="utf-8").splitlines()
+    fence = next(number for number, text in enumerate(lines, 1) if "# the cell that breaks" in text) - 1
+    header = "03-raising failed at cell 3 ("
+    assert header in built.err
+    named = built.err[built.err.index(header):].splitlines()[0]
+    assert named.endswith(f"03-raising.md:{fence}): # the cell that breaks")
+    assert "ValueError: boom in the chapter" in built.err
+    error = next(entry["error"] for entry in built.ledger["chapters"] if entry["chapter"] == "03-raising")
+    assert error.startswith(named) and "ValueError: boom in the chapter" in error
+
+
+def test_a_failed_claim_names_its_chapter_and_cell(built):
+    assert "02-failing-claim failed at cell 1 (" in built.err
+    assert "ClaimError: claim failed: two equals three" in built.err
+    assert "failed claim (cell 1, " in built.out
+
+
+def test_summary_table_lists_every_chapter(built):
+    table = built.out[built.out.index("chapter  "):]
+    assert table.splitlines()[0].split() == ["chapter", "status", "seconds", "device", "torch", "passed", "failed", "skipped"]
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:5]}
+    assert rows["01-passing"][1] == "passed" and rows["01-passing"][5:] == ["2", "0", "0"]
+    assert rows["02-failing-claim"][1] == "failed" and rows["02-failing-claim"][5:] == ["0", "1", "0"]
+    assert rows["04-skipped"][5:] == ["1", "0", "1"]
+    assert all(row[3] in ("cpu", "cuda") for row in rows.values())
+
+
+def test_only_passing_chapters_are_written_to_notebooks(built):
+    assert sorted(path.name for path in built.notebooks.iterdir()) == ["01-passing.ipynb", "04-skipped.ipynb"]
+    assert "02-failing-claim.ipynb left as it was" in built.out
+
+
+def test_notebook_has_outputs_hidden_solutions_slides_and_clean_metadata(built):
+    nb = notebook(built, "01-passing")
+    assert [cell.id for cell in nb.cells] == [f"cell-{index}" for index in range(len(nb.cells))]
+    assert set(nb.metadata) == {"kernelspec", "language_info"} and "version" not in nb.metadata.language_info
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == [1, 2, 3, 4]
+    assert "github.com/pytorch/pytorch/blob/" in code[0].outputs[0]["data"]["text/markdown"]
+    for cell in nb.cells:
+        assert "execution" not in cell.metadata
+        hidden = cell.metadata.get("jupyter", {}).get("source_hidden", False)
+        assert hidden == ("solution" in cell.metadata.get("tags", []))
+    assert sum("solution" in cell.metadata.get("tags", []) for cell in nb.cells) == 1
+    slides = [(cell.metadata.slideshow.slide_type, cell.source.splitlines()[0]) for cell in nb.cells]
+    assert [line for kind, line in slides if kind == "slide"] == ["# 01. Passing", "## Read", "## Exercises"]
+    assert all(kind in ("-", "subslide", "slide") for kind, _ in slides)
+
+
+def test_rebuilding_passing_chapters_exits_zero_and_changes_no_byte(built, tmp_path):
+    result = run_main("build", "1", "4", "--chapters-dir", built.chapters, "--notebooks", tmp_path, "--no-site")
+    assert result.code == 0, result.err
+    for name in ("01-passing", "04-skipped"):
+        assert (tmp_path / f"{name}.ipynb").read_bytes() == (built.notebooks / f"{name}.ipynb").read_bytes()
+
+
+def test_site_has_index_pages_slides_and_ledger(built):
+    index = (built.site / "index.html").read_text(encoding="utf-8")
+    for name in CHAPTERS:
+        for target in (f"{name}.html", f"{name}.slides.html", f"notebooks/{name}.ipynb"):
+            assert f'href="{target}"' in index
+            assert (built.site / target).is_file()
+    assert re.search(r'<tr class="failed"><td><a href="03-raising.html">03. Raising</a></td><td>failed</td>', index)
+    page = (built.site / "01-passing.html").read_text(encoding="utf-8")
+    solution = page[page.index('<details class="solution"><summary>Solution</summary>'):]
+    assert "bias-free" in solution[:solution.index("</details>")]
+    slides = (built.site / "01-passing.slides.html").read_text(encoding="utf-8")
+    assert '<script src="reveal.js/dist/reveal.js">' in slides and "Reveal.initialize" in slides
+    assert slides.count("<section") >= 3
+    fetched = (built.site / "reveal.js" / "dist" / "reveal.js").is_file()
+    assert fetched or "could not fetch reveal.js" in built.err
+
+
+def test_site_loads_nothing_from_the_network(built):
+    for page in built.site.glob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert not re.search(r"\bsrc=[\"']?https?:", text), page.name
+        for url in re.findall(r"\bhref=[\"']?(https?:[^\"'\s>]+)", text):
+            assert url.startswith("https://github.com/"), (page.name, url)
+        for cdn in ("cdnjs", "unpkg", "googleapis", "jsdelivr"):
+            assert cdn not in text, (page.name, cdn)
+
+
+def test_building_one_chapter_keeps_the_others_in_the_ledger(built, tmp_path):
+    site = tmp_path / "site"
+    shutil.copytree(built.site, site)
+    result = run_main("build", "4", "--chapters-dir", built.chapters, "--notebooks", tmp_path / "nb",
+                      "--site", site, "--cache", CACHE)
+    assert result.code == 0
+    ledger = json.loads((site / "claims.json").read_text(encoding="utf-8"))
+    assert [entry["chapter"] for entry in ledger["chapters"]] == list(CHAPTERS)
+    assert ledger["summary"] == built.ledger["summary"]
+
+
+def test_check_sync_names_missing_and_changed_notebooks(built, tmp_path):
+    result = run_main("check-sync", "--chapters-dir", built.chapters, "--notebooks", built.notebooks)
+    assert result.code == 1
+    assert "02-failing-claim: notebook" in result.err and "03-raising: notebook" in result.err
+    assert "01-passing" not in result.err
+
+    chapters = write_chapters(tmp_path / "chapters", ("01-passing", "04-skipped"))
+    assert run_main("check-sync", "--chapters-dir", chapters, "--notebooks", built.notebooks).code == 0
+    edited = chapters / "01-passing.md"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("Two parameters:", "Two parameters, live:"))
+    result = run_main("check-sync", "--chapters-dir", chapters, "--notebooks", built.notebooks)
+    assert result.code == 1 and "01-passing: cell sources differ from the chapter's, first at cell 3" in result.err
+
+
+def test_chapters_are_chosen_by_number_or_path(built):
+    every = book.chapter_files(built.chapters)
+    assert [path.stem for path in every] == list(CHAPTERS)
+    assert book.chapter_files(built.chapters, ["2", "04"]) == [every[1], every[3]]
+    assert book.chapter_files(built.chapters, [str(every[0])]) == [every[0]]
+    assert run_main("build", "9", "--chapters-dir", built.chapters).code == 2
+
+
+def test_headings_inside_code_fences_do_not_split_markdown():
+    cell = nbformat.v4.new_markdown_cell("# Title\n\nText.\n\n```python\n## not a heading\n```\n## Section\n\nMore.")
+    parts = book.split_at_headings(cell)
+    assert [part.source for part in parts] == ["# Title\n\nText.\n\n```python\n## not a heading\n```", "## Section\n\nMore."]
+
+
+def test_slides_are_written_with_a_warning_when_reveal_cannot_be_fetched(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm on this PATH
+    assert book.reveal_archive(tmp_path / "cache") is None
+    assert "could not fetch reveal.js@5" in capsys.readouterr().err
+
+
+def test_a_cell_past_its_timeout_fails_the_chapter_naming_the_cell(tmp_path):
+    chapter = tmp_path / "05-slow.md"
+    chapter.write_text(FRONT_MATTER + "\n# 05. Slow\n\n```{code-cell} ipython3\nimport time\ntime.sleep(60)\n```\n",
+                       encoding="utf-8")
+    run = book.run_chapter(chapter, timeout=2)
+    assert run.status == "failed"
+    assert run.error.splitlines()[:2] == [f"05-slow failed at cell 1 ({book.display_path(chapter)}:14): import time",
+                                          "timed out after 2 s"]

@@ -1,0 +1,570 @@
+"""Build the book: run each chapter headless, write its notebook, the site, the slides and the claims ledger.
+
+    python -m tracer.book                       # build every chapter in chapters/
+    python -m tracer.book build 02              # one chapter, by number or by file
+    python -m tracer.book check-sync            # notebooks/ built from the current chapters?
+
+Each chapter (``chapters/NN-slug.md``, MyST Markdown read by jupytext) runs in a fresh kernel of this
+interpreter, in the chapters' folder, with ``TRACER_LEDGER`` naming a file the kernel appends its
+claims to, so every claim is filed under the cell that made it. A passing chapter is written to
+``notebooks/NN-slug.ipynb`` with its outputs; every chapter gets a page and reveal.js slides in the
+site, and ``claims.json`` beside them holds the ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jupytext
+import nbformat
+import zmq
+from jinja2 import DictLoader
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError
+
+from .claims import FAILED, PASSED, SKIPPED
+
+CELL_TIMEOUT_S = 300
+REVEAL_PACKAGE = "reveal.js@5"
+HEADING = re.compile(r"^#{1,2} ")
+FENCE = re.compile(r"^(`{3,}|~{3,})")
+CODE_CELL = re.compile(r"^(`{3,}|~{3,})\{code-cell\}")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+# -- reading a chapter ------------------------------------------------------------------------------
+
+def chapter_files(chapters_dir: Path, selected=()) -> list[Path]:
+    """The chapters to build: all ``NN-slug.md`` files, or those named by number (``2``, ``02``) or path."""
+    every = sorted(chapters_dir.glob("[0-9][0-9]-*.md"))
+    if not selected:
+        return every
+    chosen = []
+    for item in selected:
+        if item.isdigit():
+            matches = [path for path in every if path.name.startswith(f"{int(item):02d}-")]
+        else:
+            matches = [Path(item)] if Path(item).is_file() else []
+        if not matches:
+            raise FileNotFoundError(f"no chapter {item!r} in {chapters_dir}")
+        chosen.extend(matches)
+    return chosen
+
+
+def read_chapter(path: Path) -> nbformat.NotebookNode:
+    """The chapter as a notebook: markdown split at each ``#``/``##`` heading, stable ids, slide and solution metadata."""
+    nb = jupytext.read(path)
+    cells = []
+    for cell in nb.cells:
+        cells.extend(split_at_headings(cell) if cell.cell_type == "markdown" else [cell])
+    for index, cell in enumerate(cells):
+        cell.id = f"cell-{index}"
+    nb.cells = cells
+    mark_slides(nb)
+    hide_solutions(nb)
+    return nb
+
+
+def split_at_headings(cell) -> list:
+    """A markdown cell cut before each level-1 or level-2 heading (outside code fences), so each starts a slide."""
+    parts, current, fenced = [], [], False
+    for line in cell.source.splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+        if HEADING.match(line) and not fenced and any(text.strip() for text in current):
+            parts.append(current)
+            current = []
+        current.append(line)
+    parts.append(current)
+    return [nbformat.v4.new_markdown_cell("\n".join(part).strip("\n"), metadata=dict(cell.metadata))
+            for part in parts if any(text.strip() for text in part)]
+
+
+def mark_slides(nb) -> None:
+    """A heading starts a slide; any other cell after a code cell starts a subslide below it, so each step fits."""
+    previous = None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and HEADING.match(cell.source):
+            kind = "slide"
+        elif previous == "code":
+            kind = "subslide"
+        else:
+            kind = "-"
+        cell.metadata["slideshow"] = {"slide_type": kind}
+        previous = cell.cell_type
+
+
+def hide_solutions(nb) -> None:
+    for cell in nb.cells:
+        if "solution" in cell.metadata.get("tags", []):
+            cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
+
+
+def code_cell_lines(path: Path) -> list[int]:
+    """The line of each ``{code-cell}`` fence in the chapter file, in order, to point an author at a cell."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [number for number, text in enumerate(lines, 1) if CODE_CELL.match(text)]
+
+
+def first_line(cell) -> str:
+    return next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+
+
+def title_of(nb, fallback: str) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("# "):
+            return cell.source.splitlines()[0][2:].strip()
+    return fallback
+
+
+# -- running a chapter ------------------------------------------------------------------------------
+
+@dataclass
+class ChapterRun:
+    """One chapter, executed: its notebook with outputs, its claims and how it went."""
+
+    path: Path
+    notebook: nbformat.NotebookNode
+    seconds: float = 0.0
+    device: str = ""
+    torch: str = ""
+    claims: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def count(self, status: str) -> int:
+        return sum(1 for entry in self.claims if entry["status"] == status)
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.error or self.count(FAILED) else "passed"
+
+    def record(self) -> dict:
+        """The chapter's row in claims.json."""
+        return {"chapter": self.name, "title": title_of(self.notebook, self.name), "status": self.status,
+                "seconds": round(self.seconds, 2), "device": self.device, "torch": self.torch, "error": self.error,
+                PASSED: self.count(PASSED), FAILED: self.count(FAILED), SKIPPED: self.count(SKIPPED)}
+
+
+class CellLedger:
+    """nbclient hooks: after each cell, file the claims the kernel appended to the ledger under that cell."""
+
+    def __init__(self, path: Path, chapter: Path, notebook):
+        self.path = path
+        self.chapter = chapter.stem
+        self.notebook = notebook
+        self.cell_lines = code_cell_lines(chapter)
+        self.offset = 0
+        self.claims: list[dict] = []
+        self.cell = None
+        self.index = None
+        self.error_reply = None
+
+    def start(self, cell, cell_index, **_):
+        self.cell, self.index = cell, cell_index
+
+    def failed(self, execute_reply, **_):
+        self.error_reply = execute_reply["content"]
+
+    def collect(self, **_):
+        with open(self.path, encoding="utf-8") as f:
+            f.seek(self.offset)
+            text = f.read()
+        complete = text[:text.rfind("\n") + 1]
+        self.offset += len(complete.encode("utf-8"))
+        for line in complete.splitlines():
+            entry = json.loads(line)
+            self.claims.append({"chapter": self.chapter, "cell": self.index, "line": self.source_line(),
+                                "source": first_line(self.cell), **entry})
+
+    def source_line(self) -> int | None:
+        """Line of the current cell's fence in the chapter file (code cells are numbered in order)."""
+        if self.cell is None or self.cell.cell_type != "code":
+            return None
+        ordinal = sum(1 for cell in self.notebook.cells[:self.index] if cell.cell_type == "code")
+        return self.cell_lines[ordinal] if ordinal < len(self.cell_lines) else None
+
+    def where(self, relpath: str) -> str:
+        line = self.source_line()
+        place = f" ({relpath}:{line})" if line else ""
+        return f"cell {self.index}{place}: {first_line(self.cell)}"
+
+
+def kernel_manager(folder: Path) -> AsyncKernelManager:
+    """A manager for a python3 kernel of this very interpreter, whatever kernelspecs the machine has installed."""
+    spec_dir = folder / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3", "language": "python", "metadata": {"supported_encryption": ["curve"]}}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    specs = KernelSpecManager(kernel_dirs=[str(spec_dir.parent)])
+    # the kernel warns on every start when its local sockets are not encrypted
+    encryption = "auto" if zmq.has("curve") else "disabled"
+    return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs, transport_encryption=encryption)
+
+
+def runtime() -> tuple[str, str]:
+    """(device, torch version) of this machine; chapters pick CUDA themselves when it is available."""
+    import torch
+    return ("cuda" if torch.cuda.is_available() else "cpu"), torch.__version__
+
+
+def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S) -> ChapterRun:
+    """Execute one chapter in a fresh kernel; never raises for the chapter's own errors (they land in .error)."""
+    path = Path(path)
+    nb = read_chapter(path)
+    device, torch_version = runtime()
+    run = ChapterRun(path, nb, device=device, torch=torch_version)
+    with tempfile.TemporaryDirectory(prefix="tracer-book-") as tmp:
+        ledger_path = Path(tmp) / "claims.jsonl"
+        ledger_path.touch()
+        ledger = CellLedger(ledger_path, path, nb)
+        client = NotebookClient(nb, km=kernel_manager(Path(tmp)), timeout=timeout, record_timing=False,
+                                resources={"metadata": {"path": str(path.parent.resolve())}},
+                                on_cell_start=ledger.start, on_cell_executed=ledger.collect,
+                                on_cell_error=ledger.failed)
+        # a fixed hash seed keeps set orders, and so the outputs, the same from one build to the next
+        env = {**os.environ, "TRACER_LEDGER": str(ledger_path), "PYTHONHASHSEED": "0"}
+        start = time.monotonic()
+        try:
+            client.execute(cleanup_kc=True, env=env)
+        except Exception as error:  # a chapter's failure is reported with its cell, not raised
+            run.error = describe_failure(run, ledger, error, timeout)
+        run.seconds = time.monotonic() - start
+        ledger.collect()
+    run.claims = ledger.claims
+    return run
+
+
+def describe_failure(run: ChapterRun, ledger: CellLedger, error: Exception, timeout: int) -> str:
+    where = ledger.where(display_path(run.path)) if ledger.cell is not None else "before the first cell"
+    if isinstance(error, CellTimeoutError):
+        return f"{run.name} failed at {where}\ntimed out after {timeout} s"
+    if ledger.error_reply is not None:
+        reply = ledger.error_reply
+        trace = ANSI.sub("", "\n".join(reply.get("traceback", [])))
+        return f"{run.name} failed at {where}\n{trace or reply.get('ename') + ': ' + reply.get('evalue')}"
+    return f"{run.name} failed at {where}\n{type(error).__name__}: {error}"
+
+
+def display_path(path: Path) -> str:
+    """The path relative to the working folder where it lies below it, else as given."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# -- the notebook -----------------------------------------------------------------------------------
+
+def clean_notebook(nb) -> nbformat.NotebookNode:
+    """The notebook as committed: no timings, no kernel or jupytext noise, so a rebuild diffs only where outputs changed."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    nb.metadata.pop("jupytext", None)
+    nb.metadata.pop("widgets", None)
+    nb.metadata.get("language_info", {}).pop("version", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        for output in cell.get("outputs", []):
+            output.pop("transient", None)
+    return nb
+
+
+def write_notebook(run: ChapterRun, notebooks_dir: Path) -> Path:
+    notebooks_dir.mkdir(parents=True, exist_ok=True)
+    target = notebooks_dir / f"{run.name}.ipynb"
+    nbformat.write(clean_notebook(run.notebook), target)
+    return target
+
+
+def sync_problems(chapters_dir: Path, notebooks_dir: Path) -> list[str]:
+    """Chapters whose notebook is missing or whose cell sources differ from the chapter's; notebooks without a chapter."""
+    problems = []
+    chapters = chapter_files(chapters_dir)
+    for path in chapters:
+        target = notebooks_dir / f"{path.stem}.ipynb"
+        if not target.is_file():
+            problems.append(f"{path.stem}: notebook {display_path(target)} is missing")
+            continue
+        built = [(cell.cell_type, cell.source) for cell in nbformat.read(target, as_version=4).cells]
+        wanted = [(cell.cell_type, cell.source) for cell in read_chapter(path).cells]
+        if built != wanted:
+            first = next((i for i, pair in enumerate(zip(built, wanted)) if pair[0] != pair[1]), min(len(built), len(wanted)))
+            problems.append(f"{path.stem}: cell sources differ from the chapter's, first at cell {first}")
+    names = {path.stem for path in chapters}
+    for target in sorted(notebooks_dir.glob("*.ipynb")):
+        if target.stem not in names:
+            problems.append(f"{target.stem}: notebook has no chapter in {display_path(chapters_dir)}")
+    return problems
+
+
+# -- the site ---------------------------------------------------------------------------------------
+
+SOLUTION_CSS = """
+<style>
+details.solution { margin: 0.5em 0; border-left: 3px solid #8a8; padding-left: 0.5em; }
+details.solution > summary { cursor: pointer; font-weight: bold; }
+nav.book { font-family: sans-serif; margin: 0.5em 1em; }
+.reveal .slides > section > section { max-height: 100%; overflow-y: auto; }
+</style>
+"""
+
+SOLUTION_CELL = """
+{% block codecell %}
+{%- if 'solution' in cell.metadata.get('tags', []) -%}
+<details class="solution"><summary>Solution</summary>{{ super() }}</details>
+{%- else -%}{{ super() }}{%- endif -%}
+{% endblock codecell %}
+"""
+
+# No script from a CDN: require.js, MathJax and mermaid are left out; chapters use neither math nor diagrams.
+PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{% block html_head_js_requirejs %}{% endblock %}
+{% block html_head_js_mathjax %}{% endblock %}
+{% block html_head_js_mermaidjs %}{% endblock %}
+{% block extra_css %}""" + SOLUTION_CSS + """{% endblock %}
+{% block body_header %}{{ super() }}
+<nav class="book"><a href="index.html">Contents</a> · <a href="{{ resources.book.slides }}">Slides</a>
+ · <a href="{{ resources.book.notebook }}">Notebook</a></nav>
+{% endblock body_header %}
+""" + SOLUTION_CELL
+
+# reveal.js loaded from the site by plain script tags (its UMD build sets window.Reveal), not through require.js.
+SLIDES_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{% block html_head_js %}{% endblock %}
+{% block html_head_js_mathjax %}{% endblock %}
+{% block html_head_css %}""" + SOLUTION_CSS + """{% endblock %}
+{% block footer_js %}
+<script src="{{ resources.reveal.url_prefix }}/dist/reveal.js"></script>
+<script src="{{ resources.reveal.url_prefix }}/plugin/notes/notes.js"></script>
+<script>
+Reveal.initialize({controls: true, progress: true, history: true, transition: "{{ resources.reveal.transition }}",
+                   plugins: [RevealNotes], width: 1100, height: 760});
+</script>
+{% endblock footer_js %}
+""" + SOLUTION_CELL
+
+
+def exporters():
+    """(page exporter, slides exporter), configured to reference nothing off the site."""
+    from nbconvert import HTMLExporter, SlidesExporter
+    loader = DictLoader({"book-page.html.j2": PAGE_TEMPLATE, "book-slides.html.j2": SLIDES_TEMPLATE})
+    page = HTMLExporter(extra_loaders=[loader], template_file="book-page.html.j2")
+    slides = SlidesExporter(extra_loaders=[loader], template_file="book-slides.html.j2",
+                            reveal_url_prefix="reveal.js", reveal_theme="white")
+    return page, slides
+
+
+def write_pages(run: ChapterRun, site: Path, page_exporter, slides_exporter) -> None:
+    """The chapter's HTML page, its slides and a copy of its notebook, in the site."""
+    nb = clean_notebook(run.notebook)
+    (site / "notebooks").mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, site / "notebooks" / f"{run.name}.ipynb")
+    resources = {"metadata": {"name": title_of(nb, run.name)},
+                 "book": {"slides": f"{run.name}.slides.html", "notebook": f"notebooks/{run.name}.ipynb"}}
+    body, _ = page_exporter.from_notebook_node(nb, resources=resources)
+    (site / f"{run.name}.html").write_text(body, encoding="utf-8")
+    body, _ = slides_exporter.from_notebook_node(nb, resources=resources)
+    (site / f"{run.name}.slides.html").write_text(body, encoding="utf-8")
+
+
+def reveal_archive(cache: Path) -> Path | None:
+    """reveal.js 5 as npm packs it, from the cache or fetched into it; None (with a warning) when it cannot be had."""
+    cached = sorted(cache.glob("reveal.js-5.*.tgz"))
+    if cached:
+        return cached[-1]
+    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(["npm", "pack", REVEAL_PACKAGE, "--pack-destination", str(cache)],
+                       check=True, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as error:
+        detail = getattr(error, "stderr", None) or error
+        warn(f"could not fetch {REVEAL_PACKAGE} with npm ({str(detail).strip()[:300]}); the slides reference "
+             "./reveal.js/ but it is not in the site: copy reveal.js 5 there to show them")
+        return None
+    cached = sorted(cache.glob("reveal.js-5.*.tgz"))
+    return cached[-1] if cached else None
+
+
+def install_reveal(archive: Path, target: Path) -> None:
+    """Unpack what the slides load (dist/ without source maps, the notes plugin, the licence) into the site."""
+    shutil.rmtree(target, ignore_errors=True)
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            inner = member.name.partition("/")[2]  # npm packs everything under package/
+            wanted = inner == "LICENSE" or inner.startswith("plugin/notes/") or (
+                inner.startswith("dist/") and not inner.endswith(".map"))
+            if member.isfile() and wanted and ".." not in inner.split("/"):
+                destination = target / inner
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                destination.write_bytes(tar.extractfile(member).read())
+
+
+def write_index(records: list[dict], site: Path) -> None:
+    rows = []
+    for entry in records:
+        name = html.escape(entry["chapter"])
+        links = (f'<a href="{name}.html">page</a> · <a href="{name}.slides.html">slides</a> · '
+                 f'<a href="notebooks/{name}.ipynb">notebook</a>')
+        rows.append(f'<tr class="{entry["status"]}"><td><a href="{name}.html">{html.escape(entry["title"])}</a></td>'
+                    f'<td>{entry["status"]}</td><td>{entry[PASSED]}</td><td>{entry[FAILED]}</td>'
+                    f'<td>{entry[SKIPPED]}</td><td>{entry["device"]}</td><td>{html.escape(entry["torch"])}</td>'
+                    f'<td>{links}</td></tr>')
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>PyTorch, Traced</title>
+<style>body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; }}
+td, th {{ padding: 0.2em 0.8em; text-align: left; }} tr.failed td {{ color: #b00; }}</style></head>
+<body><h1>PyTorch, Traced</h1>
+<table><tr><th>Chapter</th><th>Status</th><th>Claims passed</th><th>failed</th><th>skipped</th>
+<th>Device</th><th>Torch</th><th></th></tr>
+{chr(10).join(rows)}
+</table>
+<p>Every claim, with its chapter and cell: <a href="claims.json">claims.json</a>.</p>
+</body></html>
+"""
+    (site / "index.html").write_text(page, encoding="utf-8")
+
+
+def merged_ledger(runs: list[ChapterRun], site: Path, all_chapters: list[Path]) -> dict:
+    """This build's chapters, plus the earlier build's entries for chapters that still exist and were not rebuilt."""
+    previous = {}
+    if (site / "claims.json").is_file():
+        previous = json.loads((site / "claims.json").read_text(encoding="utf-8"))
+    kept = {path.stem for path in all_chapters} - {run.name for run in runs}
+    records = [entry for entry in previous.get("chapters", []) if entry["chapter"] in kept]
+    records += [run.record() for run in runs]
+    claims = [entry for entry in previous.get("claims", []) if entry["chapter"] in kept]
+    claims += [entry for run in runs for entry in run.claims]
+    records.sort(key=lambda entry: entry["chapter"])
+    claims.sort(key=lambda entry: entry["chapter"])
+    summary = {"chapters": len(records), "failed_chapters": sum(entry["status"] == "failed" for entry in records),
+               **{status: sum(entry[status] for entry in records) for status in (PASSED, FAILED, SKIPPED)}}
+    return {"summary": summary, "chapters": records, "claims": claims}
+
+
+def write_site(runs: list[ChapterRun], site: Path, cache: Path, all_chapters: list[Path]) -> None:
+    site.mkdir(parents=True, exist_ok=True)
+    archive = reveal_archive(cache)
+    if archive is not None:
+        install_reveal(archive, site / "reveal.js")
+    page_exporter, slides_exporter = exporters()
+    for run in runs:
+        write_pages(run, site, page_exporter, slides_exporter)
+    ledger = merged_ledger(runs, site, all_chapters)
+    (site / "claims.json").write_text(json.dumps(ledger, indent=1) + "\n", encoding="utf-8")
+    write_index(ledger["chapters"], site)
+
+
+# -- the command line -------------------------------------------------------------------------------
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def summary_table(runs: list[ChapterRun]) -> str:
+    header = ("chapter", "status", "seconds", "device", "torch", PASSED, FAILED, SKIPPED)
+    rows = [header] + [(run.name, run.status, f"{run.seconds:.1f}", run.device, run.torch,
+                        str(run.count(PASSED)), str(run.count(FAILED)), str(run.count(SKIPPED))) for run in runs]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def build(paths: list[Path], notebooks_dir: Path, site: Path | None, cache: Path, all_chapters: list[Path],
+          timeout: int = CELL_TIMEOUT_S) -> list[ChapterRun]:
+    """Run each chapter once; write the notebooks of those that pass, then the site from all of them."""
+    runs = []
+    for number, path in enumerate(paths, 1):
+        print(f"[{number}/{len(paths)}] {path.stem}: running", flush=True)
+        run = run_chapter(path, timeout)
+        runs.append(run)
+        report_run(run, f"[{number}/{len(paths)}]")
+        if run.error:
+            print(f"    {display_path(notebooks_dir)}/{run.name}.ipynb left as it was", flush=True)
+        else:
+            write_notebook(run, notebooks_dir)
+    if site is not None:
+        write_site(runs, site, cache, all_chapters)
+    return runs
+
+
+def report_run(run: ChapterRun, progress: str) -> None:
+    """The chapter's progress line, its claims that did not pass, and its error."""
+    claims = ", ".join(f"{run.count(status)} {status}" for status in (PASSED, FAILED, SKIPPED))
+    print(f"{progress} {run.name}: {run.status} in {run.seconds:.1f} s on {run.device} ({claims})", flush=True)
+    for entry in run.claims:
+        if entry["status"] != PASSED:
+            place = f"cell {entry['cell']}" + (f", {display_path(run.path)}:{entry['line']}" if entry["line"] else "")
+            print(f"    {entry['status']} claim ({place}): {entry['claim']}: {entry['detail']}")
+    if run.error:
+        print(run.error, file=sys.stderr, flush=True)
+
+
+COMMANDS = ("build", "check-sync")
+
+
+def parser() -> argparse.ArgumentParser:
+    folders = argparse.ArgumentParser(add_help=False)
+    folders.add_argument("--chapters-dir", type=Path, default=Path("chapters"), help="where NN-slug.md lie (default: chapters)")
+    folders.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="where notebooks go (default: notebooks)")
+    p = argparse.ArgumentParser(prog="python -m tracer.book", description=__doc__.split("\n\n")[0])
+    commands = p.add_subparsers(dest="command")
+    run = commands.add_parser("build", parents=[folders], help="run chapters, write notebooks, site, slides and claims.json (default)")
+    run.add_argument("chapters", nargs="*", help="chapter numbers (02) or files; default: all")
+    run.add_argument("--site", type=Path, default=Path("site"), help="site folder (default: site)")
+    run.add_argument("--no-site", action="store_true", help="write notebooks only")
+    run.add_argument("--cache", type=Path, default=Path("build/cache"), help="download cache (default: build/cache)")
+    run.add_argument("--timeout", type=int, default=CELL_TIMEOUT_S, help=f"seconds per cell (default: {CELL_TIMEOUT_S})")
+    commands.add_parser("check-sync", parents=[folders], help="fail when a notebook is missing or its cells differ from its chapter")
+    return p
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
+        argv.insert(0, "build")
+    opts = parser().parse_args(argv)
+    if opts.command == "check-sync":
+        return report(sync_problems(opts.chapters_dir, opts.notebooks), "notebooks out of sync with their chapters")
+    try:
+        paths = chapter_files(opts.chapters_dir, opts.chapters)
+    except FileNotFoundError as error:
+        print(f"python -m tracer.book: {error}", file=sys.stderr)
+        return 2
+    if not paths:
+        print(f"python -m tracer.book: no chapters in {opts.chapters_dir}", file=sys.stderr)
+        return 2
+    runs = build(paths, opts.notebooks, None if opts.no_site else opts.site, opts.cache,
+                 chapter_files(opts.chapters_dir), opts.timeout)
+    print()
+    print(summary_table(runs))
+    if not opts.no_site:
+        print(f"\nsite: {display_path(opts.site)}/index.html; claims: {display_path(opts.site)}/claims.json")
+    return 0 if all(run.status == "passed" for run in runs) else 1
+
+
+def report(problems: list[str], what: str) -> int:
+    if problems:
+        print(f"{what}:", *problems, sep="\n  ", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
