@@ -73,6 +73,7 @@ def test_aten_layer_nests_operators_and_links_native_functions():
     # the dispatcher's own Python (dispatch-rule lookup) is not shown as the program's calls
     assert t.count("find_torch_dispatch_rule") == 0
     assert t.count("OpOverload.__call__") == 0
+    assert t.meta["hidden_below_depth"] == 0  # dropped plumbing is not counted as hidden by depth
 
 
 def aten_ops(model, x, context):

@@ -11,13 +11,14 @@ from .claims import ClaimError, claim, claim_equal, skip
 from .imports import ImportFailed, ImportTrace, trace_import
 from .model import Call, Trace, trace
 from .query import Diff, diff
+from .render.html import step_through
 from .render.json import load
 from .source import link, read
 
 __version__ = "0.1.0"
 
 __all__ = ["Call", "ClaimError", "Diff", "ImportFailed", "ImportTrace", "Trace", "claim", "claim_equal", "diff", "link", "load",
-           "read", "skip", "trace", "trace_import"]
+           "read", "skip", "step_through", "trace", "trace_import"]
 
 
 def load_ipython_extension(ipython):

@@ -32,8 +32,8 @@ class Call:
         self.duration_ns = duration_ns
         self.file = file
         self.children: list[Call] = []
-        self.parent = parent
-        self.depth = 0 if parent is None else parent.depth + 1
+        self.parent = parent or None  # the builder passes False for a dropped subtree
+        self.depth = 0 if self.parent is None else parent.depth + 1
         self.open = False  # still running when recording stopped (truncated, or the block ended inside it)
 
     @property
@@ -218,7 +218,7 @@ def build(rec: Recording, exc_type=None):
                     info = python_info[what] = _python_info(what, modules.get(what))
                 call = Call(info[0], info[1], info[2], info[3], "python", extra, None, t, 0, info[4], stack[-1])
                 if what in machinery:
-                    stack.append(None)
+                    stack.append(False)  # dropped with its subtree, and not counted as hidden by depth
                     keys.append(what)
                     continue
             else:
@@ -245,7 +245,7 @@ def build(rec: Recording, exc_type=None):
             break
     while len(stack) > 1:  # calls that had not returned when recording stopped
         call = stack.pop()
-        if call is not None:
+        if call:
             call.open = True
             call.duration_ns = end_ns - call.start_ns
     if exc_type is not None:
@@ -257,7 +257,9 @@ def build(rec: Recording, exc_type=None):
 
 def _push(stack, keys, call, key, depth_limit, hidden):
     parent = stack[-1]
-    if parent is None or (depth_limit is not None and call.depth > depth_limit):
+    if parent is False:
+        stack.append(False)
+    elif parent is None or (depth_limit is not None and call.depth > depth_limit):
         stack.append(None)  # below the depth limit: matched on return, never attached
         hidden[0] += 1
     else:
@@ -273,14 +275,14 @@ def _pop(stack, keys, key, t, error, index, unwound):
     while len(stack) > 1:
         call = stack.pop()
         open_key = keys.pop()
-        if call is not None:
+        if call:
             call.duration_ns = t - call.start_ns
         if open_key is key:
-            if call is not None and error:
+            if call and error:
                 unwound[id(call)] = (index, error)
                 call.error = RAISED if error == RAISED_HERE else error
             return
-        if call is not None:
+        if call:
             call.open = True
 
 

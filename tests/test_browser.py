@@ -1,0 +1,283 @@
+"""The exported pages in a real browser: headless Chromium, with JavaScript on and off.
+
+Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: JSON
+messages ending in a NUL byte, commands on fd 3, replies on fd 4), so the Python standard
+library is all it needs. ``.ci/install-browser.sh`` installs Debian's chromium.
+"""
+
+import importlib
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+import tracer
+from test_html import EVIL, EVIL_ARGUMENT, write_package
+from tracer.render.html import render_page, step_through
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync")
+TIMEOUT = 60
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                       reason=f"headless Chromium is not installed at {CHROMIUM}: run .ci/install-browser.sh"),
+]
+
+
+class Chromium:
+    """A headless Chromium and its DevTools connection."""
+
+    def __init__(self, profile):
+        commands_read, self._commands = os.pipe()
+        self._replies, replies_write = os.pipe()
+
+        def onto_fds_3_and_4():  # where --remote-debugging-pipe looks; dup first so neither overwrites the other
+            commands, replies = os.dup(commands_read), os.dup(replies_write)
+            os.dup2(commands, 3)
+            os.dup2(replies, 4)
+
+        # fds 3 and 4 are open here (had either been free, a pipe would have taken it), so pass_fds may name them.
+        self.process = subprocess.Popen(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
+            pass_fds=(3, 4), preexec_fn=onto_fds_3_and_4, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(commands_read)
+        os.close(replies_write)
+        self._buffer = b""
+        self._next_id = 0
+        self.events = []
+        self.dialogs = []
+
+    def send(self, method, session=None, **params):
+        self._next_id += 1
+        self._write({"id": self._next_id, "method": method, "params": params}, session)
+        while True:
+            message = self._read()
+            if message.get("id") == self._next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message["result"]
+
+    def wait_for(self, method, session):
+        for k, event in enumerate(self.events):
+            if event.get("method") == method and event.get("sessionId") == session:
+                return self.events.pop(k)
+        while True:
+            message = self._read()
+            if message.get("method") == method and message.get("sessionId") == session:
+                self.events.remove(message)
+                return message
+
+    def _write(self, message, session):
+        if session:
+            message["sessionId"] = session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+
+    def _read(self):
+        deadline = time.monotonic() + TIMEOUT
+        while b"\0" not in self._buffer:
+            if not select.select([self._replies], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                raise TimeoutError(f"Chromium sent nothing for {TIMEOUT} s")
+            chunk = os.read(self._replies, 1 << 20)
+            if not chunk:
+                raise EOFError("Chromium closed its DevTools pipe")
+            self._buffer += chunk
+        raw, _, self._buffer = self._buffer.partition(b"\0")
+        message = json.loads(raw)
+        if "method" in message:
+            self.events.append(message)
+            if message["method"] == "Page.javascriptDialogOpening":  # an alert would block the page: note it, dismiss it
+                self.dialogs.append(message["params"])
+                self._write({"id": 0, "method": "Page.handleJavaScriptDialog", "params": {"accept": False}},
+                            message.get("sessionId"))
+        return message
+
+    def open(self, path, javascript=True):
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.send("Page.enable", session)
+        self.send("Runtime.enable", session)
+        if not javascript:
+            self.send("Emulation.setScriptExecutionDisabled", session, value=True)
+        start = time.perf_counter()
+        self.send("Page.navigate", session, url=path.as_uri())
+        self.wait_for("Page.loadEventFired", session)
+        return Tab(self, session, time.perf_counter() - start)
+
+    def close(self):
+        try:
+            self.send("Browser.close")
+        except (EOFError, TimeoutError, RuntimeError):
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        os.close(self._commands)
+        os.close(self._replies)
+
+
+class Tab:
+    """One page. `js` evaluates test code from DevTools, which runs even where the page's own scripts may not."""
+
+    def __init__(self, browser, session, load_seconds):
+        self.browser, self.session, self.load_seconds = browser, session, load_seconds
+
+    def js(self, expression):
+        reply = self.browser.send("Runtime.evaluate", self.session, expression=expression, returnByValue=True)
+        if "exceptionDetails" in reply:
+            raise AssertionError(f"{expression}: {reply['exceptionDetails']}")
+        return reply["result"].get("value")
+
+    def dom(self):
+        root = self.browser.send("DOM.getDocument", self.session, depth=-1)["root"]
+        return self.browser.send("DOM.getOuterHTML", self.session, nodeId=root["nodeId"])["outerHTML"]
+
+    def text(self):
+        return self.js("document.body.innerText")
+
+    def key(self, name, code):
+        for kind in ("keyDown", "keyUp"):
+            self.browser.send("Input.dispatchKeyEvent", self.session, type=kind, key=name, code=name,
+                              windowsVirtualKeyCode=code)
+
+    def page_errors(self):
+        return [event["params"]["exceptionDetails"] for event in self.browser.events
+                if event.get("method") == "Runtime.exceptionThrown" and event.get("sessionId") == self.session]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    chromium = Chromium(tmp_path_factory.mktemp("chromium-profile"))
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    """The exported pages (a trace with folds, deep chains and a markup name; 100,000 calls; a step-through),
+    and how many `deep` calls the first holds."""
+    directory = tmp_path_factory.mktemp("pages")
+    write_package(directory)
+    sys.path.insert(0, str(directory))
+    try:
+        htmlsample = importlib.import_module("htmlsample")
+        with tracer.trace(include=("htmlsample",)) as t:
+            htmlsample.main()
+            htmlsample.deep(40)
+        with tracer.trace(include=("htmlsample",)) as big:
+            htmlsample.tree(1000, 99)
+        with tracer.trace(include=("htmlsample",)) as walk:
+            htmlsample.tree(2, 4)
+            htmlsample.evil(EVIL_ARGUMENT)
+    finally:
+        sys.path.remove(str(directory))
+        sys.modules.pop("htmlsample", None)
+    pages = {name: directory / f"{name}.html" for name in ("trace", "big", "steps")}
+    pages["trace"].write_text(render_page(t), encoding="utf-8")
+    pages["big"].write_text(render_page(big), encoding="utf-8")
+    steps = step_through(walk)
+    assert len(steps) == len(walk)
+    steps.save(pages["steps"])
+    pages["deep calls"] = t.count("deep")
+    return pages
+
+
+def shown_steps(tab):
+    return tab.js("[...document.querySelectorAll('section[data-step]')]"
+                  ".filter(s => s.offsetParent !== null).map(s => s.getAttribute('data-step'))")
+
+
+def open_everything(tab):
+    """Open every <details> and press every "show more", as the script adds more, until none is left."""
+    quiet = 0
+    while quiet < 2:  # twice in a row: a toggle's expansion runs just after the toggle
+        acted = tab.js("(() => { const shut = [...document.querySelectorAll('details:not([open])')];"
+                       " shut.forEach(d => { d.open = true; });"
+                       " const more = [...document.querySelectorAll('button[data-from]')];"
+                       " more.forEach(b => b.click()); return shut.length + more.length; })()")
+        quiet = quiet + 1 if acted == 0 else 0
+
+
+def assert_no_injected_markup(browser, tab):
+    assert tab.js("document.querySelectorAll('img').length") == 0
+    assert EVIL in tab.text()  # shown as text
+    assert not browser.dialogs
+
+
+def test_trace_page_without_javascript(browser, pages):
+    tab = browser.open(pages["trace"], javascript=False)
+    assert tab.js("document.querySelector('.tracer-view').hasAttribute('data-live')") is False  # its script did not run
+    text = tab.text()
+    for name in ("main", "repeated", "tree", "branch"):
+        assert f"{name} " in text
+    assert "attribute x 206" in text
+    assert "calls are shown here" in text and "print(t) lists every call" in text
+    assert_no_injected_markup(browser, tab)
+    # Folding works without a script: opening the run shows its members.
+    assert "name='w0'" not in tab.text()
+    tab.js("[...document.querySelectorAll('summary')].find(s => s.innerText.includes('attribute x 206')).click()")
+    assert "name='w0'" in tab.text()
+    # Opening everything (as a reader would, one by one) reaches the stubs, which say how to see the rest.
+    tab.js("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    assert "calls not shown here: print(t) lists them, t.to_json() exports them" in tab.text()
+
+
+def test_trace_page_with_javascript(browser, pages):
+    tab = browser.open(pages["trace"])
+    assert tab.js("document.querySelector('.tracer-view').hasAttribute('data-live')") is True
+    assert_no_injected_markup(browser, tab)
+    tab.js("[...document.querySelectorAll('summary')].find(s => s.innerText.includes('attribute x 206')).click()")
+    assert "name='w0'" in tab.text() and "name='w205'" not in tab.text()
+    tab.js("[...document.querySelectorAll('button[data-from]')].find(b => b.offsetParent !== null).click()")
+    assert "name='w205'" in tab.text()  # the rest of the run, from the embedded JSON
+    open_everything(tab)  # the chains below the static levels come from the embedded JSON too
+    assert tab.text().count("deep n=") == pages["deep calls"]
+    assert_no_injected_markup(browser, tab)
+    assert not tab.page_errors()
+
+
+def test_hundred_thousand_calls_load_and_expand(browser, pages):
+    tab = browser.open(pages["big"])
+    print(f"100,001-call page: loaded in {tab.load_seconds:.2f} s")
+    assert tab.load_seconds < 10  # the target is about a second
+    rows = tab.js("document.querySelectorAll('summary, div[style*=\"padding-left\"]').length")
+    tab.js("[...document.querySelectorAll('button[data-from]')][0].click()")
+    assert tab.js("document.querySelectorAll('summary, div[style*=\"padding-left\"]').length") > rows
+    assert not tab.page_errors()
+
+
+def test_step_through_moves_with_javascript(browser, pages):
+    tab = browser.open(pages["steps"])
+    last = tab.js("document.querySelectorAll('section[data-step]').length") - 1
+    assert shown_steps(tab) == ["0"]
+    first = tab.js("document.querySelector('section[data-step=\"0\"]').innerText")
+    tab.js("document.querySelector('[data-go=\"1\"]').click()")
+    assert shown_steps(tab) == ["1"]
+    assert tab.js("document.querySelector('section[data-step=\"1\"]').innerText") != first
+    assert f"step 2 of {last + 1}" in tab.text()
+    tab.key("ArrowRight", 39)
+    assert shown_steps(tab) == ["2"]
+    tab.key("ArrowLeft", 37)
+    tab.js("document.querySelector('[data-go=\"-1\"]').click()")
+    assert shown_steps(tab) == ["0"]
+    tab.key("End", 35)
+    assert shown_steps(tab) == [str(last)]
+    assert_no_injected_markup(browser, tab)  # the last step is the call named like markup
+    assert not tab.page_errors()
+
+
+def test_step_through_without_javascript_lists_every_step(browser, pages):
+    tab = browser.open(pages["steps"], javascript=False)
+    count = tab.js("document.querySelectorAll('section[data-step]').length")
+    assert count > 1 and shown_steps(tab) == [str(k) for k in range(count)]
+    assert tab.js("document.querySelector('[data-nav]').offsetParent") is None  # buttons that could not work stay hidden
+    assert "def tree(width, n):" in tab.text()
+    assert_no_injected_markup(browser, tab)
