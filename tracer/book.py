@@ -124,6 +124,12 @@ def first_line(cell) -> str:
     return next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
 
 
+def _inline_code(title: str) -> str:
+    """A chapter title's `code` spans as <code>, the rest escaped."""
+    parts = html.escape(title).split("`")
+    return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+
+
 def title_of(nb, fallback: str) -> str:
     for cell in nb.cells:
         if cell.cell_type == "markdown" and cell.source.startswith("# "):
@@ -423,7 +429,7 @@ def write_index(records: list[dict], site: Path) -> None:
         name = html.escape(entry["chapter"])
         links = (f'<a href="{name}.html">page</a> · <a href="{name}.slides.html">slides</a> · '
                  f'<a href="notebooks/{name}.ipynb">notebook</a>')
-        rows.append(f'<tr class="{entry["status"]}"><td><a href="{name}.html">{html.escape(entry["title"])}</a></td>'
+        rows.append(f'<tr class="{entry["status"]}"><td><a href="{name}.html">{_inline_code(entry["title"])}</a></td>'
                     f'<td>{entry["status"]}</td><td>{entry[PASSED]}</td><td>{entry[FAILED]}</td>'
                     f'<td>{entry[SKIPPED]}</td><td>{entry["device"]}</td><td>{html.escape(entry["torch"])}</td>'
                     f'<td>{links}</td></tr>')

@@ -10,6 +10,7 @@ import functools
 import importlib.util
 import inspect
 import os
+import re
 import sys
 
 # top-level package -> (GitHub repository, module holding git_version)
@@ -188,10 +189,11 @@ class Link:
     def __str__(self):
         if not self.url:
             return self.text
+        text = re.sub(r"([\\`*_\[\]<>])", r"\\\1", self.text)  # Markdown would read __init__ as bold
         if self.anchor:
             title = self.anchor.replace("\\", "\\\\").replace('"', '\\"')
-            return f'[{self.text}]({self.url} "{title}")'
-        return f"[{self.text}]({self.url})"
+            return f'[{text}]({self.url} "{title}")'
+        return f"[{text}]({self.url})"
 
     def __repr__(self):
         return f"Link({self.text!r} -> {self.url})"
