@@ -1,6 +1,7 @@
 """The torch-free core: recording, the tree, queries, exports. Runs on Python 3.10 to 3.13."""
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -375,3 +376,18 @@ def test_escaped_exception_is_not_pinned_on_a_caught_one(tmp_path, monkeypatch, 
     outer, register, probe = t.expect_path("outer", "register", "probe")
     assert outer.error == register.error == "ValueError"
     assert probe.error == ("AttributeError" if backend == "sys.monitoring" else RAISED)
+
+
+def test_colour_only_when_asked_and_rich_is_there(sample):
+    with tracer.trace(include=("sample",)) as t:
+        sample.outer(2)
+    plain = t.to_text()
+    assert "\x1b[" not in plain
+    coloured = t.to_text(color=True)
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        assert coloured == plain  # without rich, colour falls back to plain text
+    else:
+        assert "\x1b[" in coloured
+        assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
