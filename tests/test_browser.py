@@ -1,6 +1,7 @@
-"""The exported pages in a real browser: headless Chromium, with JavaScript on and off.
+"""The exported pages and a built chapter in a real browser: headless Chromium, with JavaScript on and off.
 
-Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: JSON
+Every page is opened with the DevTools Network domain on, and the tests check that nothing it
+loads leaves the machine. Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: JSON
 messages ending in a NUL byte, commands on fd 3, replies on fd 4), so the Python standard
 library is all it needs. ``.ci/install-browser.sh`` installs Debian's chromium.
 """
@@ -8,6 +9,7 @@ library is all it needs. ``.ci/install-browser.sh`` installs Debian's chromium.
 import importlib
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -23,6 +25,7 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync")
 TIMEOUT = 60
+OFFLINE = ("file:", "data:", "about:", "blob:")  # schemes a page may load from without the network
 
 pytestmark = [
     pytest.mark.browser,
@@ -103,6 +106,7 @@ class Chromium:
         session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         self.send("Page.enable", session)
         self.send("Runtime.enable", session)
+        self.send("Network.enable", session)  # before navigating, so the page's first request is seen too
         if not javascript:
             self.send("Emulation.setScriptExecutionDisabled", session, value=True)
         start = time.perf_counter()
@@ -148,9 +152,27 @@ class Tab:
             self.browser.send("Input.dispatchKeyEvent", self.session, type=kind, key=name, code=name,
                               windowsVirtualKeyCode=code)
 
+    def wait_until(self, expression):
+        deadline = time.monotonic() + TIMEOUT
+        while not self.js(expression):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{expression} still false after {TIMEOUT} s")
+            time.sleep(0.05)
+
+    def _events(self, method):
+        return [event["params"] for event in self.browser.events
+                if event.get("method") == method and event.get("sessionId") == self.session]
+
     def page_errors(self):
-        return [event["params"]["exceptionDetails"] for event in self.browser.events
-                if event.get("method") == "Runtime.exceptionThrown" and event.get("sessionId") == self.session]
+        return [params["exceptionDetails"] for params in self._events("Runtime.exceptionThrown")]
+
+    def requests(self):
+        """The URL of every request the page made, the page itself first."""
+        return [params["request"]["url"] for params in self._events("Network.requestWillBeSent")]
+
+    def failed_loads(self):
+        urls = {params["requestId"]: params["request"]["url"] for params in self._events("Network.requestWillBeSent")}
+        return [(urls.get(params["requestId"]), params["errorText"]) for params in self._events("Network.loadingFailed")]
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +213,7 @@ def pages(tmp_path_factory):
 
 
 def shown_steps(tab):
-    return tab.js("[...document.querySelectorAll('section[data-step]')]"
+    return tab.js("[...document.querySelectorAll('[data-step]')]"
                   ".filter(s => s.offsetParent !== null).map(s => s.getAttribute('data-step'))")
 
 
@@ -204,6 +226,14 @@ def open_everything(tab):
                        " const more = [...document.querySelectorAll('button[data-from]')];"
                        " more.forEach(b => b.click()); return shut.length + more.length; })()")
         quiet = quiet + 1 if acted == 0 else 0
+
+
+def assert_offline(tab, path):
+    """The page was loaded from `path`, and nothing it loaded came from the network or failed to load."""
+    urls = tab.requests()
+    assert urls and urls[0] == path.as_uri()
+    assert [url for url in urls if not url.startswith(OFFLINE)] == []
+    assert tab.failed_loads() == []
 
 
 def assert_no_injected_markup(browser, tab):
@@ -228,6 +258,7 @@ def test_trace_page_without_javascript(browser, pages):
     # Opening everything (as a reader would, one by one) reaches the stubs, which say how to see the rest.
     tab.js("document.querySelectorAll('details').forEach(d => { d.open = true; })")
     assert "calls not shown here: print(t) lists them, t.to_json() exports them" in tab.text()
+    assert_offline(tab, pages["trace"])
 
 
 def test_trace_page_with_javascript(browser, pages):
@@ -242,6 +273,7 @@ def test_trace_page_with_javascript(browser, pages):
     assert tab.text().count("deep n=") == pages["deep calls"]
     assert_no_injected_markup(browser, tab)
     assert not tab.page_errors()
+    assert_offline(tab, pages["trace"])
 
 
 def test_hundred_thousand_calls_load_and_expand(browser, pages):
@@ -256,7 +288,7 @@ def test_hundred_thousand_calls_load_and_expand(browser, pages):
 
 def test_step_through_moves_with_javascript(browser, pages):
     tab = browser.open(pages["steps"])
-    last = tab.js("document.querySelectorAll('section[data-step]').length") - 1
+    last = tab.js("document.querySelectorAll('[data-step]').length") - 1
     assert shown_steps(tab) == ["0"]
     first = tab.js("document.querySelector('section[data-step=\"0\"]').innerText")
     tab.js("document.querySelector('[data-go=\"1\"]').click()")
@@ -272,12 +304,180 @@ def test_step_through_moves_with_javascript(browser, pages):
     assert shown_steps(tab) == [str(last)]
     assert_no_injected_markup(browser, tab)  # the last step is the call named like markup
     assert not tab.page_errors()
+    assert_offline(tab, pages["steps"])
 
 
 def test_step_through_without_javascript_lists_every_step(browser, pages):
     tab = browser.open(pages["steps"], javascript=False)
-    count = tab.js("document.querySelectorAll('section[data-step]').length")
+    count = tab.js("document.querySelectorAll('[data-step]').length")
     assert count > 1 and shown_steps(tab) == [str(k) for k in range(count)]
     assert tab.js("document.querySelector('[data-nav]').offsetParent") is None  # buttons that could not work stay hidden
     assert "def tree(width, n):" in tab.text()
     assert_no_injected_markup(browser, tab)
+
+
+# A chapter that shows a trace of `htmlsample`, a step-through, a pinned link and a solution; the
+# package lies beside it, in the folder the chapter's kernel runs in.
+CHAPTER = """
+# 01. In the browser
+
+A trace of `htmlsample`, shown as the book shows every trace.
+
+## The trace
+
+```{code-cell} ipython3
+import htmlsample
+import torch
+import tracer
+
+with tracer.trace(include=("htmlsample",)) as t:
+    htmlsample.main()
+t
+```
+
+## Step by step
+
+```{code-cell} ipython3
+with tracer.trace(include=("htmlsample",)) as walk:
+    htmlsample.tree(2, 3)
+tracer.step_through(walk)
+```
+
+```{code-cell} ipython3
+tracer.link(torch.nn.Module.state_dict)
+```
+
+## Exercises
+
+How many calls to `deep` does `main` make?
+
+```{code-cell} ipython3
+:tags: [solution]
+
+print("calls to deep:", t.count("deep"))
+```
+"""
+CHAPTER_NAME = "01-in-the-browser"
+
+
+@pytest.fixture(scope="module")
+def chapter(tmp_path_factory):
+    """One build of the chapter: its page, its slides, the build's stderr, and what the page should show."""
+    torch = pytest.importorskip("torch")
+    from test_book import CACHE, FRONT_MATTER, run_main  # here, not above: the pages above need neither torch nor the book
+    root = tmp_path_factory.mktemp("book")
+    chapters = root / "chapters"
+    chapters.mkdir()
+    write_package(chapters)
+    (chapters / f"{CHAPTER_NAME}.md").write_text(FRONT_MATTER + CHAPTER, encoding="utf-8")
+    site = root / "site"
+    result = run_main("build", "--chapters-dir", chapters, "--notebooks", root / "notebooks",
+                      "--site", site, "--cache", CACHE)
+    assert result.code == 0, result.out + result.err
+    # "link": the link the chapter made, made again here (same torch, so the same commit and line)
+    return {"page": site / f"{CHAPTER_NAME}.html", "slides": site / f"{CHAPTER_NAME}.slides.html",
+            "reveal": site / "reveal.js" / "dist" / "reveal.js", "err": result.err,
+            "link": tracer.link(torch.nn.Module.state_dict).url}
+
+
+@pytest.mark.chapter
+def test_chapter_page_without_javascript(browser, chapter):
+    tab = browser.open(chapter["page"], javascript=False)
+    text = tab.text()
+    for name in ("main", "repeated", "tree", "branch"):
+        assert f"{name} " in text
+    assert "attribute x 206" in text
+    assert_no_injected_markup(browser, tab)
+    # The folded run opens to its members without a script.
+    assert "name='w0'" not in text
+    tab.js("[...document.querySelectorAll('summary')].find(s => s.innerText.includes('attribute x 206')).click()")
+    assert "name='w0'" in tab.text()
+    # The step-through lists every step; the buttons that need a script stay hidden.
+    steps = tab.js("document.querySelectorAll('[data-step]').length")
+    assert steps > 1 and shown_steps(tab) == [str(k) for k in range(steps)]
+    assert tab.js("document.querySelector('[data-nav]').offsetParent") is None
+    assert tab.js(f"document.querySelector('a[href=\"{chapter['link']}\"]') !== null")
+    assert_solution_opens(tab)
+    assert_offline(tab, chapter["page"])
+
+
+@pytest.mark.chapter
+def test_chapter_page_with_javascript(browser, chapter):
+    tab = browser.open(chapter["page"])
+    assert tab.js("[...document.querySelectorAll('.tracer-view')].every(v => v.hasAttribute('data-live'))") is True
+    assert "attribute x 206" in tab.text()
+    tab.js("[...document.querySelectorAll('summary')].find(s => s.innerText.includes('attribute x 206')).click()")
+    assert "name='w0'" in tab.text() and "name='w205'" not in tab.text()
+    tab.js("[...document.querySelectorAll('button[data-from]')].find(b => b.offsetParent !== null).click()")
+    assert "name='w205'" in tab.text()
+    # The step-through shows one step at a time and moves.
+    assert shown_steps(tab) == ["0"]
+    tab.js("document.querySelector('[data-go=\"1\"]').click()")
+    assert shown_steps(tab) == ["1"]
+    assert tab.js(f"document.querySelector('a[href=\"{chapter['link']}\"]') !== null")
+    assert_solution_opens(tab)
+    assert_no_injected_markup(browser, tab)
+    assert not tab.page_errors()
+    assert_offline(tab, chapter["page"])
+
+
+def assert_solution_opens(tab):
+    """The solution sits in a shut <details> headed "Solution"; opening it shows the cell and its output."""
+    assert tab.js("document.querySelectorAll('details.solution').length") == 1
+    assert tab.js("document.querySelector('details.solution > summary').innerText") == "Solution"
+    assert tab.js("document.querySelector('details.solution').open") is False
+    assert "calls to deep:" not in tab.text()
+    tab.js("document.querySelector('details.solution > summary').click()")
+    assert tab.js("document.querySelector('details.solution').open") is True
+    assert re.search(r"calls to deep: \d+", tab.text())
+
+
+def open_slides(browser, chapter):
+    if not chapter["reveal"].is_file():
+        pytest.skip(f"the build could not fetch reveal.js with npm: {chapter['err'].strip()[:300]}")
+    tab = browser.open(chapter["slides"])
+    tab.wait_until("window.Reveal !== undefined && Reveal.isReady()")
+    return tab
+
+
+@pytest.mark.chapter
+def test_chapter_slides_run_reveal_from_the_site(browser, chapter):
+    tab = open_slides(browser, chapter)
+    assert tab.js("Reveal.getTotalSlides()") > 1
+    before = tab.js("JSON.stringify(Reveal.getIndices())")
+    tab.js("Reveal.next()")
+    assert tab.js("JSON.stringify(Reveal.getIndices())") != before
+    assert chapter["reveal"].as_uri() in tab.requests()
+    assert "attribute x 206" in tab.js("document.querySelector('.reveal .slides').textContent")
+    assert_no_injected_markup(browser, tab)
+    assert not tab.page_errors()
+    assert_offline(tab, chapter["slides"])
+
+
+@pytest.mark.chapter
+@pytest.mark.xfail(strict=True, reason="reveal.js takes every <section> in a slide for a slide, the step-through's "
+                                       "steps too: it counts them and sets their display")
+def test_step_through_in_the_slides_is_not_taken_for_slides(browser, chapter):
+    tab = open_slides(browser, chapter)
+    failures = []
+    slides = tab.js("document.querySelectorAll('.reveal .slides > section > section').length")
+    if tab.js("Reveal.getTotalSlides()") != slides:
+        failures.append(f"Reveal counts {tab.js('Reveal.getTotalSlides()')} slides; the chapter makes {slides}")
+    # On its slide, the step-through shows its first step alone, and moves.
+    tab.js("(() => { const slide = document.querySelector('[data-step]').closest('.slides > section > section');"
+           " Reveal.slide([...slide.parentElement.parentElement.children].indexOf(slide.parentElement),"
+           " [...slide.parentElement.children].indexOf(slide)); })()")
+    tab.wait_until("document.querySelector('[data-step]').closest('section.present > section.present') !== null")
+    if shown_steps(tab) != ["0"]:
+        failures.append(f"arriving at the step-through's slide shows steps {shown_steps(tab)}")
+    tab.js("document.querySelector('.slides section.present [data-go=\"1\"]').click()")
+    if shown_steps(tab) != ["1"]:
+        failures.append(f"after next, the step-through shows steps {shown_steps(tab)}")
+    assert not failures, failures
+
+
+@pytest.mark.chapter
+def test_chapter_slides_without_javascript_load_nothing_from_the_network(browser, chapter):
+    tab = browser.open(chapter["slides"], javascript=False)
+    assert "attribute x 206" in tab.js("document.querySelector('.reveal .slides').textContent")
+    assert_offline(tab, chapter["slides"])

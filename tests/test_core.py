@@ -391,3 +391,16 @@ def test_colour_only_when_asked_and_rich_is_there(sample):
     else:
         assert "\x1b[" in coloured
         assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+
+
+def test_subtree_is_a_trace_of_its_own(sample):
+    with tracer.trace(include=("sample",)) as t:
+        sample.Shape(1).area()
+        sample.outer(2)
+    outer = t.find("outer")[0]
+    sub = t.subtree(outer)
+    assert sub.root.name == "outer" and sub.root.depth == 0
+    assert [c.name for c in sub.calls] == ["helper", "helper"]
+    assert all(c.depth == 1 for c in sub.calls)
+    assert "helper x2" in str(sub)
+    assert outer.depth == 1 and outer.parent is t.root  # the original is unchanged

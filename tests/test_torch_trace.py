@@ -148,6 +148,11 @@ def test_links_are_pinned_to_the_running_commit():
     assert "/torch/csrc/api/include/torch/nn/module.h#L" in header.url
     with pytest.raises(LookupError, match="source has changed"):
         tracer.link("torch/__init__.py", "this text is not in torch")
+    lines = [n for n, text in enumerate(source.file_lines(source.installed_file("torch/__init__.py")), 1)
+             if "from torch._C import *" in text]
+    assert tracer.link("torch/__init__.py", "from torch._C import *", occurrence=2).line == lines[1]
+    with pytest.raises(LookupError, match=f"only {len(lines)} times"):
+        tracer.link("torch/__init__.py", "from torch._C import *", occurrence=len(lines) + 1)
     with pytest.raises(FileNotFoundError, match="not in the installed package"):
         tracer.link("torch/csrc/Module.cpp", "initModule")
     excerpt = tracer.read(torch.nn.Module.zero_grad)

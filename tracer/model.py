@@ -122,6 +122,23 @@ class Trace:
     def __len__(self):
         return sum(1 for _ in self.root.walk()) - 1
 
+    def subtree(self, call: Call) -> "Trace":
+        """The calls below `call` as a trace of their own, with a copy of `call` as its root.
+
+        Depths count from the new root, so ``depth=`` limits and renderers work as on any trace;
+        this trace is left as it is.
+        """
+        copies: dict = {}
+        for c in call.walk():
+            parent = copies[id(c.parent)] if c is not call else None
+            copy = Call(c.name, c.module, c.relpath, c.line, c.kind, c.args, c.error, c.start_ns, c.duration_ns,
+                        c.file, parent)
+            copy.open = c.open
+            if parent is not None:
+                parent.children.append(copy)
+            copies[id(c)] = copy
+        return Trace(root=copies[id(call)], meta={**self.meta, "subtree_of": call.qualname})
+
     # -- queries, claims, output (see query.py and render/) ------------------------------------
     def find(self, pattern: str) -> list[Call]:
         from .query import find

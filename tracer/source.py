@@ -147,8 +147,9 @@ def _unwrap(obj):
     return inspect.unwrap(obj) if callable(obj) else obj
 
 
-def locate(target, anchor: str | None = None) -> tuple[str, int | None]:
-    """(relpath, line) of an object's definition, or of the first line holding `anchor` in a file."""
+def locate(target, anchor: str | None = None, occurrence: int = 1) -> tuple[str, int | None]:
+    """(relpath, line) of an object's definition, or of the line holding `anchor` in a file
+    (its first occurrence, or the `occurrence`-th)."""
     if isinstance(target, str):
         relpath = target.strip("/")
         if anchor is None:
@@ -157,11 +158,12 @@ def locate(target, anchor: str | None = None) -> tuple[str, int | None]:
         if path is None:
             raise FileNotFoundError(f"{relpath} is not in the installed package, so {anchor!r} cannot be found "
                                     "in it: link to the file without an anchor, or to a file the wheel ships")
-        for number, text in enumerate(file_lines(path), 1):
-            if anchor in text:
-                return relpath, number
-        raise LookupError(f"{anchor!r} is not in the installed {relpath}: the source has changed, "
-                          "so the chapter's anchor needs updating")
+        found = [number for number, text in enumerate(file_lines(path), 1) if anchor in text]
+        if len(found) < occurrence:
+            held = f"only {len(found)} times" if found else "not"
+            raise LookupError(f"{anchor!r} is {held} in the installed {relpath}, not {occurrence} times: "
+                              "the source has changed, so the chapter's anchor needs updating")
+        return relpath, found[occurrence - 1]
     obj = _unwrap(target)
     try:
         path = inspect.getsourcefile(obj)
@@ -210,9 +212,12 @@ class Link:
         return f'<a href="{html.escape(self.url)}"{anchor}><code>{text}</code></a>'
 
 
-def link(target, anchor: str | None = None, text: str | None = None) -> Link:
-    """``tracer.link(torch.nn.Module.state_dict)`` or ``tracer.link("torch/__init__.py", "from torch._C import *")``."""
-    relpath, line = locate(target, anchor)
+def link(target, anchor: str | None = None, text: str | None = None, occurrence: int = 1) -> Link:
+    """``tracer.link(torch.nn.Module.state_dict)`` or ``tracer.link("torch/__init__.py", "from torch._C import *")``.
+
+    `occurrence` picks a later line holding the same anchor (2: the second).
+    """
+    relpath, line = locate(target, anchor, occurrence)
     if text is None and not isinstance(target, str):
         text = getattr(_unwrap(target), "__qualname__", None)
         text = f"{text} ({relpath}:{line})" if text else None
@@ -246,9 +251,9 @@ class Excerpt:
         return f"{self.link}\n\n```{language}\n{self.text}\n```\n"
 
 
-def read(target, anchor: str | None = None, lines: int | None = None) -> Excerpt:
+def read(target, anchor: str | None = None, lines: int | None = None, occurrence: int = 1) -> Excerpt:
     """The installed source of an object (its whole def/class), or `lines` lines from an anchor."""
-    relpath, line = locate(target, anchor)
+    relpath, line = locate(target, anchor, occurrence)
     path = installed_file(relpath)
     if path is None or line is None:
         raise LookupError(f"no installed source lines for {relpath}: give an object or a file and an anchor")

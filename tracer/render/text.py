@@ -34,9 +34,10 @@ def lines(trace, depth=None, times=False, args=True):
         if times:
             segs.append((f"  {format_ns(call.duration_ns)}", "time"))
         out.append(segs)
-        if depth is not None and call.depth >= depth:
+        if depth is not None and call.depth - root.depth >= depth:
             if call.children:
-                out.append([(prefix + ("   " if last else "│  ") + f"└─ ... {len(call.children)} calls below", "note")])
+                n_below = len(call.children)
+                out.append([(prefix + ("   " if last else "│  ") + f"└─ ... {n_below} call{'s' if n_below > 1 else ''} below", "note")])
             continue
         groups = fold(call.children)
         child_prefix = prefix + ("   " if last else "│  ")
