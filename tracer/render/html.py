@@ -163,7 +163,7 @@ STEPS_JS = r"""
   var root = document.getElementById("__ID__");
   if (!root || root.hasAttribute("data-live")) return;
   root.setAttribute("data-live", "");
-  var steps = root.querySelectorAll("section[data-step]"), at = 0, nav = root.querySelector("[data-nav]");
+  var steps = root.querySelectorAll("[data-step]"), at = 0, nav = root.querySelector("[data-nav]");
   if (!steps.length) return;
   var where = nav.querySelector("[data-at]");
   var prev = nav.querySelector("[data-go='-1']"), next = nav.querySelector("[data-go='1']");
@@ -485,11 +485,11 @@ def _step_html(call, k, n) -> str:
     args = "".join(f"<tr>{td}{_esc(name)}</td>{td}{_esc(value)}</td></tr>" for name, value in call.args.items())
     text = _source_of(call)
     note = f'<div style="{STYLES["note"]}">'
-    return (f'<section data-step="{k}" style="{STYLES["section"]}">'
+    return (f'<div data-step="{k}" style="{STYLES["section"]}">'
             f"{note}step {k + 1:,} of {n:,}, depth {call.depth:,}</div>"
             f'<div style="font-size:115%">{_row(call, 1)}</div>{note}called from: {trail or "the traced block"}</div>'
             + (f'<table style="{STYLES["table"]}">{args}</table>' if args else f"{note}no arguments recorded</div>")
-            + (_source_pre(text, call) if text else f"{note}no Python source for this call</div>") + "</section>")
+            + (_source_pre(text, call) if text else f"{note}no Python source for this call</div>") + "</div>")
 
 
 # -- small pieces ------------------------------------------------------------------------------
