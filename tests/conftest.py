@@ -5,6 +5,7 @@ import textwrap
 import pytest
 
 SAMPLE = '''
+import asyncio
 import math
 
 
@@ -58,6 +59,13 @@ def via_other(n):
 
 def echo(*args, **kwargs):
     return len(args) + len(kwargs)
+
+
+async def tick(n):
+    for i in range(n):
+        await asyncio.sleep(0)
+        helper(i)
+    return n
 '''
 
 OTHER = '''

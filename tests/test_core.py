@@ -123,6 +123,17 @@ def test_generator_resumptions_hang_under_the_resumer_and_depth_never_drifts(sam
     assert t.root.children[-1].children[0].depth == 2
 
 
+def test_coroutine_resumptions_never_drift_in_depth(sample, backend):
+    import asyncio
+    with tracer.trace(include=("sample",), backend=backend) as t:
+        assert asyncio.run(sample.tick(3)) == 3
+        sample.helper(0)
+    ticks = [c for c in t.root.children if c.name == "tick"]
+    assert len(ticks) == 4  # the start and three resumptions, each hung under the event loop's caller
+    assert all(c.depth == 1 for c in t.root.children)
+    assert t.count("helper") == 4 and t.root.children[-1].name == "helper"
+
+
 def test_deep_recursion_records(sample, backend):
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(10_000)
