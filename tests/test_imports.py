@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from tracer.imports import ImportFailed, ImportTrace, parse_importtime, trace_import
+from tracer.imports import ImportFailed, ImportTrace, library_location, parse_importtime, trace_import
 
 IMPORTTIME_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \| +(\S+)$")
 
@@ -132,6 +132,23 @@ def test_missing_and_registered_modules(package):
     assert not t.find("no_such_optional_dependency")[0].loaded and t.modules[0].loaded
     assert t.registered == ["optional_user.filed_by_hand"]
     assert "failed" in t.to_text(depth=3)
+    assert t.count == len(t.modules[0].imported()) and "no_such_optional_dependency" not in t.modules[0].imported()
+
+
+def test_count_is_modules_not_importtime_lines(tmp_path):
+    # importing `parent.child` first imports `parent`, whose __init__ imports the child: -X importtime
+    # then lists parent.child twice, and a dependency tried twice and missing is listed twice too
+    (tmp_path / "parent").mkdir()
+    (tmp_path / "parent" / "__init__.py").write_text("import parent.child\n")
+    (tmp_path / "parent" / "child.py").write_text(
+        "for _ in range(2):\n    try:\n        import no_such_dependency\n    except ImportError:\n        pass\n")
+    (tmp_path / "entry.py").write_text("import parent.child\n")
+    t = trace_import("entry", env={"PYTHONPATH": str(tmp_path)})
+    names = [m.name for m in t.walk()]
+    assert names.count("parent.child") == 2 and names.count("no_such_dependency") == 2
+    assert t.count == 3 and t.modules[0].imported() == {"entry", "parent", "parent.child"}
+    assert t.missing == ["no_such_dependency"]
+    assert "3 modules" in t.summary()
 
 
 def test_html_is_escaped_and_collapsible():
@@ -139,11 +156,39 @@ def test_html_is_escaped_and_collapsible():
              "import time:       200 |        300 | pkg\n")
     roots = parse_importtime(lines)
     result = {"python": "python", "version": "3", "platform": sys.platform, "modules_added": ["pkg"],
-              "libraries": ["/lib/<b>evil</b>.so"], "all_libraries": [], "library_source": "test & check"}
+              "libraries": ["/lib/<b>evil</b>.so"], "all_libraries": [], "library_source": "test & check",
+              "site_packages": [], "prefixes": []}
     page = ImportTrace("pkg", roots, result, 0.0).to_html(depth=5)
     assert "<img" not in page and "<b>evil" not in page and "<script" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "test &amp; check" in page
     assert page.count("<details") == page.count("</details>") >= 2
+
+
+def test_library_locations_hide_the_machines_folders():
+    site = os.path.join(os.sep, "home", "someone", "env", "lib", "python3.11", "site-packages")
+    prefix = os.path.join(os.sep, "home", "someone", "env")
+    base = os.path.join(os.sep, "opt", "python3.11")
+    libraries = [os.path.join(site, "nvidia", "cu13", "lib", "libcudart.so.13"),
+                 os.path.join(base, "lib", "python3.11", "lib-dynload", "_json.so"),
+                 os.path.join(prefix, "lib", "libffi.so.8"),
+                 os.path.join(os.sep, "usr", "lib", "libz.so.1")]
+    assert [library_location(path, [site], [prefix, base]) for path in libraries] == [
+        "site-packages/nvidia/cu13/lib/libcudart.so.13", "<python>/lib/python3.11/lib-dynload/_json.so",
+        "<python>/lib/libffi.so.8", "libz.so.1"]
+    assert library_location(os.path.join(site + "-other", "x.so"), [site], []) == "x.so"
+    result = {"python": "python", "version": "3", "platform": sys.platform, "modules_added": ["pkg"],
+              "libraries": libraries, "all_libraries": libraries, "library_source": "test",
+              "site_packages": [site], "prefixes": [prefix, base]}
+    t = ImportTrace("pkg", parse_importtime("import time:       1 |        1 | pkg\n"), result, 0.0)
+    assert t.libraries == libraries  # the paths stay on the object
+    page = t.to_html()
+    assert 'title="site-packages/nvidia/cu13/lib/libcudart.so.13"' in page
+    assert "someone" not in page and "/opt/" not in page and "/usr/" not in page
+
+
+def test_json_locations_are_relative(json_trace):
+    for location in json_trace.library_locations:
+        assert not os.path.isabs(location) and sys.prefix not in location and sys.base_prefix not in location
 
 
 @pytest.mark.torch
@@ -162,3 +207,8 @@ def test_import_torch():
         assert libc < everything.index("libtorch_cpu.so") and libc < everything.index("libtorch_python.so")
         assert names.index("libtorch_global_deps.so") < names.index("libtorch_python.so")
         assert t.library_source.startswith("load order")
+        assert "site-packages/torch/lib/libtorch_cpu.so" in t.library_locations
+    page = t.to_html()
+    for folder in {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(importlib.util.find_spec("torch").origin))}:
+        assert folder not in page
+    assert t.count == len({m.name for m in t.walk() if m.loaded}) and len(t.missing) == len(set(t.missing))

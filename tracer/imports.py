@@ -3,9 +3,11 @@
 A child interpreter runs ``python -X importtime`` and imports the module once. Two things come back:
 
 - **The module tree**, parsed from what ``-X importtime`` writes on stderr (``import time: self [us] |
-  cumulative | imported package``, one line per module as its import finishes, nested by indentation).
+  cumulative | imported package``, one line per import as it finishes, nested by indentation).
   Times are CPython's own: *self* is the time in the module's own import, *cumulative* includes the
-  modules it imported. Children are kept in the order their imports started.
+  modules it imported. Children are kept in the order their imports started. A line is an attempt,
+  not a module: a failed import has one, and so does an import of ``a.b`` that found ``a.b`` loaded
+  while it imported the parent ``a``, so a name can appear twice; ``count`` counts modules.
 - **The native shared libraries** the import loaded, in load order, read from the dynamic loader:
   on Linux, ``dl_iterate_phdr`` (via ctypes, after the import) lists every loaded object in the order
   the loader added it, and ``/proc/self/maps`` read before and after the import (with plain file reads,
@@ -16,6 +18,10 @@ A child interpreter runs ``python -X importtime`` and imports the module once. T
 
 The child also reports the ``sys.modules`` entries the import added without importing them
 (``registered``), e.g. the submodules of a C extension that its Python code files by hand.
+
+Library paths are this machine's, so they stay on the object (``libraries``); what is shown
+(``library_locations``, the HTML) names them from ``site-packages/`` or ``<python>/`` (the
+interpreter's prefix), or by file name alone for a library found elsewhere (the system's).
 
 This module imports no torch: the import being measured happens in the child only.
 """
@@ -102,9 +108,11 @@ def main(name):
         import traceback
         traceback.print_exception(type(failure), failure, failure.__traceback__)
     import json
+    site_packages = [path for path in sys.path if path.endswith(("site-packages", "dist-packages"))]
     result = {"module": name, "python": sys.executable, "version": sys.version.split()[0],
               "platform": sys.platform, "error": None if failure is None else type(failure).__name__ + ": " + str(failure),
-              "modules_added": added, "all_libraries": every, "libraries": new, "library_source": source}
+              "modules_added": added, "all_libraries": every, "libraries": new, "library_source": source,
+              "site_packages": site_packages, "prefixes": [sys.prefix, sys.base_prefix]}
     sys.stdout.flush()
     sys.stdout.write("\n" + RESULT + json.dumps(result) + "\n")
     sys.stdout.flush()
@@ -146,6 +154,11 @@ class ImportedModule:
             yield module
             stack.extend(reversed(module.children))
 
+    def imported(self) -> set[str]:
+        """The names of the modules this import and those below it brought in: a failed attempt is not
+        one, and a name -X importtime lists twice is one module."""
+        return {module.name for module in self.walk() if module.loaded}
+
     def __repr__(self):
         return (f"<ImportedModule {self.name} self={format_us(self.self_us)} "
                 f"cumulative={format_us(self.cumulative_us)} children={len(self.children)}>")
@@ -176,6 +189,17 @@ def parse_importtime(text: str) -> list[ImportedModule]:
     return roots
 
 
+def library_location(path: str, site_packages: list[str], prefixes: list[str]) -> str:
+    """`path` named from the site-packages folder or the Python prefix holding it (the deepest that
+    does), or by its file name alone: never by this machine's folders."""
+    roots = [(folder, "site-packages") for folder in site_packages] + [(folder, "<python>") for folder in prefixes]
+    holding = [(folder, label) for folder, label in roots if path.startswith(folder.rstrip(os.sep) + os.sep)]
+    if not holding:
+        return os.path.basename(path)
+    folder, label = max(holding, key=lambda root: len(root[0]))
+    return label + "/" + os.path.relpath(path, folder).replace(os.sep, "/")
+
+
 def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one}" if n == 1 else f"{n} {many or one + 's'}"
 
@@ -188,12 +212,13 @@ class ImportTrace:
     """What one ``import <module>`` did in a fresh interpreter: the module tree and the native libraries.
 
     ``modules``: the top-level ImportedModule(s) (one for ``import torch``), each the root of its tree;
-    ``count``: how many modules the import brought in (one per ``-X importtime`` line);
-    ``libraries``: paths of the shared objects loaded by the import, in load order;
+    ``count``: how many modules the import brought in (distinct names in ``sys.modules`` afterwards);
+    ``missing``: the distinct names whose import was tried and that are not in ``sys.modules`` afterwards
+    (optional dependencies that are not installed, mostly), in the order first tried; not in ``count``;
+    ``libraries``: paths of the shared objects loaded by the import, in load order (this machine's paths:
+    ``library_locations`` is what to show);
     ``all_libraries``: every object loaded when the import finished, in load order, those from before too;
-    ``registered``: ``sys.modules`` entries the import added without the import system importing them;
-    ``missing``: imports that were tried and are not in ``sys.modules`` afterwards (optional dependencies
-    that are not installed, mostly); they count in ``count``, as they have an ``-X importtime`` line.
+    ``registered``: ``sys.modules`` entries the import added without the import system importing them.
     ``str()`` is the tree as text with children in import order; ``to_text(order="cost")`` puts the
     costliest first.
     """
@@ -206,6 +231,8 @@ class ImportTrace:
         self.platform = result["platform"]
         self.libraries: list[str] = result["libraries"]
         self.all_libraries: list[str] = result["all_libraries"]
+        self._site_packages: list[str] = result["site_packages"]
+        self._prefixes: list[str] = result["prefixes"]
         self.library_source: str = result["library_source"]
         self.modules_added: list[str] = result["modules_added"]
         imported = {m.name for m in self.walk()}
@@ -213,7 +240,7 @@ class ImportTrace:
         added = set(self.modules_added)
         for imported_module in self.walk():
             imported_module.loaded = imported_module.name in added
-        self.missing = [m.name for m in self.walk() if not m.loaded]
+        self.missing = list(dict.fromkeys(m.name for m in self.walk() if not m.loaded))
         self.wall_seconds = seconds
 
     def walk(self):
@@ -221,9 +248,13 @@ class ImportTrace:
         for root in self.modules:
             yield from root.walk()
 
+    def imported(self) -> set[str]:
+        """The names of the modules the import brought in (failed attempts left out)."""
+        return set().union(*(root.imported() for root in self.modules))
+
     @property
     def count(self) -> int:
-        return sum(1 for _ in self.walk())
+        return len(self.imported())
 
     @property
     def total_us(self) -> int:
@@ -233,6 +264,13 @@ class ImportTrace:
     def library_names(self) -> list[str]:
         """``libtorch_cpu.so``: the file names of ``libraries``, in the same order."""
         return [os.path.basename(path) for path in self.libraries]
+
+    @property
+    def library_locations(self) -> list[str]:
+        """``libraries`` as shown, free of this machine's folders, in the same order:
+        ``site-packages/torch/lib/libtorch_cpu.so``, ``<python>/lib/python3.11/lib-dynload/_json....so``,
+        or ``libz.so.1`` (found elsewhere: the system's)."""
+        return [library_location(path, self._site_packages, self._prefixes) for path in self.libraries]
 
     def find(self, pattern: str) -> list[ImportedModule]:
         """Modules whose dotted name matches the glob (``torch._C``, ``torch.nn.*``), in import order."""
@@ -261,7 +299,7 @@ class ImportTrace:
             below = prefix + ("   " if last else "│  ")
             if module.depth >= depth:
                 if module.children:
-                    lines.append(f"{below}└─ ... {plural(sum(1 for _ in module.walk()) - 1, 'module')} below")
+                    lines.append(f"{below}└─ ... {plural(_imported_below(module), 'module')} below")
                 continue
             shown, hidden = _children(module, order, limit)
             if hidden:
@@ -271,7 +309,7 @@ class ImportTrace:
         return "\n".join(lines)
 
     def summary(self) -> str:
-        """``1113 modules, 1641.4 ms, 87 native libraries``."""
+        """``1073 modules, 1641.4 ms, 87 native libraries``: modules imported, not failed attempts."""
         return (f"{plural(self.count, 'module')}, {format_us(self.total_us)}, "
                 f"{plural(len(self.libraries), 'native library', 'native libraries')}")
 
@@ -286,8 +324,8 @@ class ImportTrace:
         head = (f"<b>import {html.escape(self.module)}</b>: {html.escape(self.summary())} (times: self / "
                 f"cumulative, as <code>-X importtime</code> measures; python {html.escape(self.python_version)})")
         tree = "".join(_module_html(root, depth, order, limit) for root in self.modules)
-        rows = "".join(f'<li title="{html.escape(path)}"><code>{html.escape(os.path.basename(path))}</code></li>'
-                       for path in self.libraries)
+        rows = "".join(f'<li title="{html.escape(location)}"><code>{html.escape(name)}</code></li>'
+                       for location, name in zip(self.library_locations, self.library_names))
         count = plural(len(self.libraries), "native library", "native libraries")
         libraries = (f"<details><summary>{count} ({html.escape(self.library_source)})</summary>"
                      f"<ol>{rows}</ol></details>")
@@ -322,8 +360,13 @@ def _not_loaded(module) -> str:
     return "" if module.loaded else "  (failed: not in sys.modules afterwards)"
 
 
+def _imported_below(module) -> int:
+    """How many modules the imports below `module` brought in."""
+    return len(set().union(*(child.imported() for child in module.children)))
+
+
 def _hidden_note(hidden) -> str:
-    below = sum(sum(1 for _ in m.walk()) for m in hidden)
+    below = len(set().union(*(m.imported() for m in hidden)))
     return (f"{plural(len(hidden), 'more import')} ({plural(below, 'module')}, "
             f"{format_us(sum(m.cumulative_us for m in hidden))})")
 
@@ -334,7 +377,7 @@ def _module_html(module, depth, order, limit) -> str:
     if not module.children:
         return f'<div style="margin-left:1.2em">{label}</div>'
     if module.depth >= depth:
-        count = sum(1 for _ in module.walk()) - 1
+        count = _imported_below(module)
         return f'<div style="margin-left:1.2em">{label} <i>({plural(count, "module")} below)</i></div>'
     shown, hidden = _children(module, order, limit)
     inner = "".join(_module_html(child, depth, order, limit) for child in shown)
