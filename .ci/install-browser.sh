@@ -14,6 +14,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q >/dev/null
-$SUDO apt-get install -y -q chromium >/dev/null
-command -v chromium >/dev/null
+if command -v apt-get >/dev/null 2>&1 && $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium >/dev/null \
+        && command -v chromium >/dev/null 2>&1; then
+    exit 0
+fi
+echo "NOTE: could not install Debian's chromium: the browser tests (tests/test_browser.py) will be skipped." >&2
+# CI must run them: there a missing browser is a failure, not a skip.
+[ -z "${CI:-}" ]
