@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the torch-free core's tests on Python 3.12 and 3.13, where sys.monitoring is the backend.
+# Runs the torch-free core's tests on Python 3.10 (setprofile, no co_qualname), and on 3.12 and 3.13,
+# where sys.monitoring is the backend.
 # Each gets a small virtual environment with pytest alone: the core must not need torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ find_python() {
 }
 
 missing=()
-for v in 3.12 3.13; do
+for v in 3.10 3.12 3.13; do
     python=$(find_python "$v")
     if [ -z "$python" ]; then
         missing+=("$v")
@@ -34,5 +35,5 @@ for v in 3.12 3.13; do
     PYTHONPATH=. "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_core.py
 done
 for v in "${missing[@]}"; do
-    echo "NOTE: python$v is not installed: the sys.monitoring backend was not tested on it."
+    echo "NOTE: python$v is not installed: the torch-free core was not tested on it."
 done

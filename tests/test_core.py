@@ -9,6 +9,7 @@ import threading
 import pytest
 
 import tracer
+from conftest import has_torch
 from tracer.record.events import RAISED
 
 BACKENDS = ["setprofile"] + (["sys.monitoring"] if sys.version_info >= (3, 12) else [])
@@ -415,3 +416,108 @@ def test_subtree_is_a_trace_of_its_own(sample):
     assert all(c.depth == 1 for c in sub.calls)
     assert "helper x2" in str(sub)
     assert outer.depth == 1 and outer.parent is t.root  # the original is unchanged
+
+
+def test_entering_a_trace_twice_is_refused_and_the_hooks_go(sample, backend):
+    before = sys.getprofile()
+    t = tracer.trace(include=("sample",), backend=backend)
+    with t:
+        with pytest.raises(RuntimeError, match="already recording"):
+            with t:
+                pass
+        sample.helper(1)
+    assert sys.getprofile() is before
+    assert names(t.root) == ["helper"]
+    if backend == "sys.monitoring":
+        assert "tracer" not in [sys.monitoring.get_tool(i) for i in range(6)]
+
+
+def test_truncation_below_the_depth_limit_builds(sample, backend):
+    with tracer.trace(include=("sample",), backend=backend, depth=1, max_events=4) as t:
+        sample.outer(5)
+    assert t.truncated and t.meta["truncated_at"] == "outer"
+
+
+def test_include_takes_a_comma_separated_string(sample):
+    __import__("other")
+    with tracer.trace(include="other, sample") as t:
+        sample.via_other(1)
+    assert t.expect_path("via_other", "call_back", "helper")
+    assert t.root.children[0].children[0].module == "other"
+
+
+def test_nested_traces_with_different_include_sets(sample, backend):
+    __import__("other")  # imported before: its module code is not part of the block
+    with tracer.trace(include=("sample",), backend=backend) as outer:
+        with tracer.trace(include=("other",), backend=backend) as inner:
+            sample.via_other(1)
+    assert [c.name for c in inner.calls] == ["call_back"]
+    assert [c.name for c in outer.calls] == ["via_other", "helper"]
+
+
+def test_traced_code_that_replaces_the_profile_function_is_noted(sample):
+    with tracer.trace(include=("sample",), backend="setprofile") as t:
+        sample.helper(1)
+        sys.setprofile(None)
+        sample.helper(2)
+    assert sys.getprofile() is None
+    assert names(t.root) == ["helper"]
+    assert any("replaced the profile function" in note for note in t.meta["notes"])
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring needs Python 3.12+")
+def test_traced_code_that_frees_the_tool_id_keeps_its_own_exception(sample):
+    with pytest.raises(KeyError, match="mine"):
+        with tracer.trace(include=("sample",), backend="sys.monitoring") as t:
+            sample.helper(1)
+            tool = [i for i in range(6) if sys.monitoring.get_tool(i) == "tracer"][0]
+            sys.monitoring.set_events(tool, 0)
+            sys.monitoring.free_tool_id(tool)
+            raise KeyError("mine")
+    assert any("freed sys.monitoring tool" in note for note in t.meta["notes"])
+
+
+def test_expect_path_stays_fast_on_deep_recursion(sample):
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)
+    try:
+        with tracer.trace(include=("sample",)) as t:
+            sample.recurse(300)
+    finally:
+        sys.setrecursionlimit(limit)
+    with pytest.raises(tracer.ClaimError):  # every chain is tried, each (call, step) once
+        t.expect_path("recurse", "recurse", "recurse", "recurse", "helper")
+    assert len(t.expect_path(*["recurse"] * 6)) == 6
+
+
+def test_load_says_what_is_wrong(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json is not JSON"):
+        tracer.load(bad)
+    with pytest.raises(ValueError, match="'calls' must be a non-empty list"):
+        tracer.load({"schema": "tracer-trace", "version": 1})
+    with pytest.raises(ValueError, match="call 1 is malformed"):
+        tracer.load({"schema": "tracer-trace", "version": 1,
+                     "calls": [{"id": 0, "parent": None, "name": "root"}, {"id": 1, "parent": 7, "name": "x"}]})
+
+
+def test_perfetto_keeps_arguments_apart_from_its_own_fields(sample):
+    with tracer.trace(include=("sample",)) as t:
+        sample.echo(url="x")
+    event = json.loads(t.to_perfetto())["traceEvents"][0]
+    assert event["args"]["arguments"] == {"args": "tuple[0]", "kwargs": "dict[1]"}
+    assert event["args"]["location"].startswith("sample/__init__.py:")
+
+
+def test_command_line_passes_exit_messages_and_checks_the_output_folder(tmp_path):
+    out = run_cli("-c", "import sys; sys.exit('stopping here')")
+    assert out.returncode == 1 and "stopping here" in out.stderr
+    out = run_cli("-o", str(tmp_path / "missing" / "t.json"), "--format", "json", "-c", "print('ran')")
+    assert out.returncode == 2 and "no folder" in out.stderr and "ran" not in out.stdout
+
+
+@pytest.mark.skipif(has_torch(), reason="checks the error when torch is not installed")
+def test_aten_layer_without_torch_says_to_install_it():
+    with pytest.raises(ValueError, match="needs torch"):
+        tracer.trace(layers=("python", "aten"))

@@ -1,6 +1,7 @@
 """The tracer on real PyTorch: call paths, pinned links, the builtin and ATen layers."""
 
 import contextlib
+import json
 import inspect
 import re
 
@@ -157,3 +158,54 @@ def test_links_are_pinned_to_the_running_commit():
         tracer.link("torch/csrc/Module.cpp", "initModule")
     excerpt = tracer.read(torch.nn.Module.zero_grad)
     assert excerpt.lines[0].lstrip().startswith("def zero_grad")
+
+
+def test_aten_layer_stops_at_the_event_cap_and_the_code_runs_on():
+    start = torch.randn(4)
+    x = start
+    with tracer.trace(layers=("aten",), max_events=10) as t:
+        for _ in range(50):
+            x = x + 1
+    assert torch.allclose(x, start + 50)  # the operators past the cap ran
+    assert t.truncated
+    assert 0 < len(t) <= 10
+
+
+def test_custom_operators_keep_their_namespace_and_no_aten_link():
+    @torch.library.custom_op("tracertest::twice", mutates_args=())
+    def twice(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    with tracer.trace(layers=("aten",)) as t:
+        torch.ops.tracertest.twice(torch.ones(2))
+    op = t.find("tracertest::twice")[0]
+    assert op.module == "tracertest" and op.url is None
+
+
+def test_summaries_never_run_a_subclass_torch_function():
+    seen = []
+
+    class Logged(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            seen.append(getattr(func, "__name__", str(func)))
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    x = torch.ones(2, 3).as_subclass(Logged)
+    seen.clear()
+    from tracer.record.summary import summarise
+    assert summarise(x) == "Logged f32[2, 3] cpu"
+    assert seen == []
+
+
+def test_a_loaded_trace_keeps_its_pinned_links(tmp_path):
+    layer = torch.nn.Linear(2, 2)
+    with tracer.trace() as t:
+        layer(torch.randn(1, 2))
+    path = tmp_path / "t.json"
+    t.to_json(path)
+    data = json.loads(path.read_text())
+    forward = next(row for row in data["calls"] if row["name"] == "Linear.forward")
+    forward["url"] = forward["url"].replace(COMMIT, "0" * 40)  # as if saved with another torch
+    loaded = tracer.load(data)
+    assert loaded.find("Linear.forward")[0].url.startswith("https://github.com/pytorch/pytorch/blob/" + "0" * 40)

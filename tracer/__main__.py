@@ -20,9 +20,11 @@ def parser() -> argparse.ArgumentParser:
                     "with source locations pinned to the installed version.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("-c", dest="code", metavar="CODE", help="code to run")
-    source.add_argument("script", nargs="?", help="a Python file to run; the arguments after it are its own")
+    source.add_argument("script", nargs="?", help="a Python file to run; the arguments after it are its own, "
+                        "so put the tracer's options before it")
     p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    p.add_argument("--layers", default="python", help="comma-separated: python, builtin, aten (default: python)")
+    p.add_argument("--layers", default="python", help="comma-separated: python, builtin, aten (default: python); "
+                   "the aten layer imports torch before the code runs")
     p.add_argument("--include", default="torch,torchvision", help="comma-separated packages to keep (default: torch,torchvision)")
     p.add_argument("--depth", type=int, default=None, help="keep calls at most this many levels deep")
     p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
@@ -38,9 +40,8 @@ def main(argv=None) -> int:
         from .book import main as book_main
         return book_main(argv[1:])
     opts = parser().parse_args(argv)
-    include = tuple(part.strip() for part in opts.include.split(",") if part.strip())
     try:
-        recorder = trace(layers=opts.layers, include=include, depth=opts.depth, args=not opts.no_args)
+        recorder = trace(layers=opts.layers, include=opts.include, depth=opts.depth, args=not opts.no_args)
     except (TypeError, ValueError) as error:
         print(f"python -m tracer: {error}", file=sys.stderr)
         return 2
@@ -57,17 +58,25 @@ def main(argv=None) -> int:
         sys.argv = [opts.script, *opts.args]
         sys.path.insert(0, os.path.dirname(os.path.abspath(opts.script)))
         run = lambda: runpy.run_path(opts.script, run_name="__main__")
+    output_dir = os.path.dirname(os.path.abspath(opts.output)) if opts.output else None
+    if output_dir and not os.path.isdir(output_dir):  # say so before running the code, not after
+        print(f"python -m tracer: cannot write {opts.output}: no folder {output_dir}", file=sys.stderr)
+        return 2
     status = 0
     try:
-        with recorder as t:
+        with recorder:
             run()
     except SystemExit as stop:
-        status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        if isinstance(stop.code, int) or stop.code is None:
+            status = stop.code or 0
+        else:
+            print(stop.code, file=sys.stderr)  # sys.exit("message") prints its message, as Python does
+            status = 1
     except BaseException:
         traceback.print_exc()
         print(f"python -m tracer: {target} raised; the trace up to that point follows", file=sys.stderr)
         status = 1
-    write(t, opts)
+    write(recorder, opts)
     return status
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import platform
 import sys
 import time
@@ -10,14 +11,11 @@ from . import source
 from .record import Recording
 from .record.events import ATEN_CALL, ATEN_RETURN, C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RETURN, TRUNCATED
 
-KINDS = ("python", "builtin", "aten")
-
-
 class Call:
     """One call that ran: a Python function, a C function of the traced package, or an ATen operator."""
 
     __slots__ = ("name", "module", "relpath", "line", "kind", "args", "error", "start_ns", "duration_ns",
-                 "children", "parent", "depth", "file", "open")
+                 "children", "parent", "depth", "file", "open", "pinned_url")
 
     def __init__(self, name, module=None, relpath=None, line=None, kind="python", args=None, error=None,
                  start_ns=0, duration_ns=0, file=None, parent=None):
@@ -35,6 +33,7 @@ class Call:
         self.parent = parent or None  # the builder passes False for a dropped subtree
         self.depth = 0 if self.parent is None else parent.depth + 1
         self.open = False  # still running when recording stopped (truncated, or the block ended inside it)
+        self.pinned_url = None  # a loaded trace keeps the links it was saved with
 
     @property
     def qualname(self) -> str:
@@ -43,8 +42,13 @@ class Call:
 
     @property
     def url(self) -> str | None:
-        """The source line at the running commit, or None where no commit is known."""
-        return source.url_of(self.relpath, self.line)
+        """The source line at the running commit (or, loaded from JSON, the one saved), None where none is known."""
+        return self.pinned_url or source.url_of(self.relpath, self.line)
+
+    @property
+    def label(self) -> str:
+        """What renderers show: the name, with its module for C functions (``torch._C._nn.linear``)."""
+        return self.qualname if self.kind == "builtin" else self.name
 
     @property
     def location(self) -> str:
@@ -92,6 +96,8 @@ class Trace:
     def __enter__(self):
         if self._recording is None or self._root is not None:
             raise RuntimeError("this trace has already recorded its block; start a new one with tracer.trace()")
+        if self._recording.started_ns is not None:
+            raise RuntimeError("this trace is already recording: start a new one with tracer.trace() to nest")
         self._recording.start()
         return self
 
@@ -99,6 +105,11 @@ class Trace:
         recording, self._recording = self._recording, None
         try:
             recording.stop()
+        except Exception as error:
+            if exc_type is None:
+                raise
+            # the block's own exception matters more: keep it, and say what went wrong in the trace
+            recording.notes.append(f"uninstalling the hooks failed: {type(error).__name__}: {error}")
         finally:
             self._root, self.meta = build(recording, exc_type)
         return False  # the block's exception propagates unchanged
@@ -153,20 +164,14 @@ class Trace:
         return expect_path(self, *patterns)
 
     def to_json(self, path=None) -> str:
+        """The trace as JSON (schema in tracer/render/json.py), written to `path` when given."""
         from .render.json import dumps
-        text = dumps(self)
-        if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-        return text
+        return _written(dumps(self), path)
 
     def to_perfetto(self, path=None) -> str:
+        """Chrome trace-event JSON for ui.perfetto.dev, written to `path` when given."""
         from .render.perfetto import dumps
-        text = dumps(self)
-        if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-        return text
+        return _written(dumps(self), path)
 
     def to_text(self, **options) -> str:
         from .render.text import render
@@ -186,6 +191,13 @@ class Trace:
 
     def _repr_pretty_(self, p, cycle):
         p.text(str(self) if self._root is not None else repr(self))
+
+
+def _written(text: str, path) -> str:
+    if path is not None:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    return text
 
 
 def trace(layers=("python",), include=("torch", "torchvision"), depth=None, args=True,
@@ -248,9 +260,10 @@ def build(rec: Recording, exc_type=None):
         elif kind == ATEN_CALL:
             if in_aten == 0:
                 name = what.name()
-                line = source.native_function_line(name.partition("::")[2])
+                namespace, _, op = name.partition("::")
+                line = source.native_function_line(op) if namespace == "aten" else None  # custom ops live elsewhere
                 relpath = source.NATIVE_FUNCTIONS if line else None
-                call = Call(name, "aten", relpath, line, "aten", extra, None, t, 0, None, stack[-1])
+                call = Call(name, namespace, relpath, line, "aten", extra, None, t, 0, None, stack[-1])
                 _push(stack, keys, call, what, depth_limit, hidden)
             in_aten += 1
         elif kind == ATEN_RETURN:
@@ -258,7 +271,7 @@ def build(rec: Recording, exc_type=None):
             if in_aten == 0:
                 _pop(stack, keys, what, t, extra, index, unwound)
         elif kind == TRUNCATED:
-            truncated_at = " > ".join(c.name for c in stack[1:]) or root.name
+            truncated_at = " > ".join(c.name for c in stack[1:] if c) or root.name
             break
     while len(stack) > 1:  # calls that had not returned when recording stopped
         call = stack.pop()
@@ -304,10 +317,18 @@ def _pop(stack, keys, key, t, error, index, unwound):
 
 
 def _python_info(code, module):
-    name = getattr(code, "co_qualname", code.co_name)
+    name = getattr(code, "co_qualname", None) or _qualname_of(code)
     filename = code.co_filename
     relpath = source.relpath_of(filename, module)
     return name, module, relpath, code.co_firstlineno, filename if relpath else None
+
+
+def _qualname_of(code) -> str:
+    """Python 3.10 has no co_qualname: take it from the function that owns the code, when one is alive."""
+    for owner in gc.get_referrers(code):
+        if getattr(owner, "__code__", None) is code and isinstance(getattr(owner, "__qualname__", None), str):
+            return owner.__qualname__
+    return code.co_name
 
 
 def _name_escaped_error(root, type_name, unwound):
@@ -332,7 +353,7 @@ def _name_escaped_error(root, type_name, unwound):
 
 
 def _meta(rec, n_events, truncated_at, exc_type):
-    notes = []
+    notes = list(rec.notes)
     if truncated_at:
         notes.append(f"truncated: recording stopped after {rec.max_events:,} events, inside {truncated_at}; the code ran on")
     if rec.threads_not_traced or rec.other_thread_events:

@@ -39,18 +39,28 @@ def _descendants(call):
     return walk
 
 
-def _extend(call, patterns):
-    """The longest chain of descendants of `call` matching `patterns` in order (first full one wins)."""
+def _extend(call, patterns, memo=None):
+    """The longest chain of descendants of `call` matching `patterns` in order (first full one wins).
+
+    Memoised on (call, step), so a deep recursion matched by several patterns stays polynomial.
+    """
+    if memo is None:
+        memo = {}
     if not patterns:
         return []
+    key = (id(call), len(patterns))
+    if key in memo:
+        return memo[key]
     best = []
     for candidate in _descendants(call):
         if matches(candidate, patterns[0]):
-            chain = [candidate] + _extend(candidate, patterns[1:])
+            chain = [candidate] + _extend(candidate, patterns[1:], memo)
             if len(chain) == len(patterns):
-                return chain
+                best = chain
+                break
             if len(chain) > len(best):
                 best = chain
+    memo[key] = best
     return best
 
 

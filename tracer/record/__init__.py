@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from types import ModuleType
@@ -22,6 +23,9 @@ class Recording:
             raise ValueError("the builtin layer keeps the C functions that traced Python code calls: "
                              "use it with the python layer, layers=('python', 'builtin')")
         self.scope = Scope(include)
+        if "aten" in self.layers and importlib.util.find_spec("torch") is None:
+            raise ValueError("the aten layer records ATen operators through a TorchDispatchMode and needs torch: "
+                             "install torch, or leave 'aten' out of the layers")
         self.depth = check_depth(depth)
         self.args = bool(args)
         if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 1:
@@ -32,6 +36,7 @@ class Recording:
         self.events: list = []
         self.threads_not_traced = 0
         self.other_thread_events = 0
+        self.notes: list[str] = []  # what the backends saw go wrong, for the trace's notes
         self._builtin_keys: dict = {}
         self.machinery: set = set()  # code objects of the recording's own plumbing, dropped with their subtree
         self._python = None

@@ -15,7 +15,7 @@ Imported only when the aten layer is asked for.
 
 from __future__ import annotations
 
-from .events import ATEN_CALL, ATEN_RETURN
+from .events import ATEN_CALL, ATEN_RETURN, TRUNCATED
 from .summary import summarise
 
 
@@ -24,9 +24,12 @@ def make_mode(rec):
 
     rec.machinery.update(_machinery_codes())
 
-    append = rec.events.append
+    events = rec.events
+    append = events.append
     now = rec.clock
     want_args = rec.args
+    cap = rec.max_events
+    truncated = []
 
     class AtenRecorder(TorchDispatchMode):
         """Records each operator call and its return; the operator itself runs unchanged."""
@@ -37,6 +40,11 @@ def make_mode(rec):
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
+            if len(events) >= cap:  # past the cap the operators run on, unrecorded
+                if not truncated:
+                    truncated.append(True)
+                    append((TRUNCATED, func, now(), None))
+                return func(*args, **kwargs)
             append((ATEN_CALL, func, now(), _summarise_op(func, args, kwargs) if want_args else None))
             try:
                 out = func(*args, **kwargs)

@@ -60,6 +60,9 @@ class MonitoringRecorder:
         if tool is None:
             return
         self.tool = None
+        if mon.get_tool(tool) != TOOL_NAME:
+            self.recording.notes.append(f"the traced code freed sys.monitoring tool {tool}, so recording stopped there")
+            return
         mon.set_events(tool, 0)
         for name in ("PY_START", "PY_RESUME", "PY_THROW", "PY_RETURN", "PY_YIELD", "PY_UNWIND", "CALL", "C_RETURN", "C_RAISE"):
             mon.register_callback(tool, getattr(mon.events, name), None)

@@ -13,7 +13,7 @@ class Scope:
 
     def __init__(self, include):
         if isinstance(include, str):
-            include = (include,)
+            include = tuple(part.strip() for part in include.split(","))
         try:
             names = tuple(include)
         except TypeError:
@@ -29,7 +29,6 @@ class Scope:
         self._prefixes = tuple(n + "." for n in names)
         self.codes: dict = {}  # code object -> bool, filled on first sight
         self.modules: dict = {}  # kept code object -> its module's name
-        self.builtins: dict = {}  # C function (or (type, name)) -> (module, name) or None
         self._c_types: dict | None = None
 
     def __repr__(self):

@@ -22,7 +22,7 @@ class ProfileRecorder:
         self.recording = recording
         self._previous = None
         self._previous_thread_profile = None
-        self.callback = None
+        self.callback = self.installed = None
 
     def start(self):
         rec = self.recording
@@ -39,13 +39,18 @@ class ProfileRecorder:
         self._previous_thread_profile = threading.getprofile()
         threading.setprofile(_thread_counter(rec))
         sys.setprofile(callback)
+        self.installed = callback
 
     def stop(self):
+        if sys.getprofile() is not self.installed:
+            self.recording.notes.append("the traced code replaced the profile function (sys.setprofile), "
+                                        "so recording stopped there")
         self._restore()
         threading.setprofile(self._previous_thread_profile)
 
     def truncate(self):
         self._restore()
+        self.installed = sys.getprofile()  # stopping at the cap is not the traced code's doing
 
     def _restore(self):
         previous = self._previous

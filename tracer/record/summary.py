@@ -51,6 +51,13 @@ def _is_module_type(kind: type) -> bool:
     return any(k.__name__ == "Module" and k.__module__ == "torch.nn.modules.module" for k in kind.__mro__)
 
 
+def _tensor_subclass(value) -> str:
+    """A subclass with its own __torch_function__ would run it on every attribute read: switch it off."""
+    import torch  # a tensor exists, so torch is loaded
+    with torch._C.DisableTorchFunctionSubclass():
+        return _tensor(value)
+
+
 def _tensor(value) -> str:
     dtype = str(value.dtype).rpartition(".")[2]
     text = f"{_DTYPES.get(dtype, dtype)}[{', '.join(map(str, value.shape))}] {value.device}"
@@ -72,7 +79,8 @@ def _summariser_for(kind: type):
     if kind in (list, tuple, dict, set, frozenset):
         return lambda v: f"{kind.__name__}[{len(v)}]"
     if _is_tensor_type(kind):
-        return _tensor
+        plain = kind.__name__ in ("Tensor", "Parameter") and kind.__module__ in ("torch", "torch._tensor", "torch.nn.parameter")
+        return _tensor if plain else _tensor_subclass
     if _is_module_type(kind):
         return lambda v: kind.__name__
     module = kind.__module__ or ""

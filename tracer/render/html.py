@@ -380,7 +380,7 @@ def _row(call, n) -> str:
     """One call's line: layer badge, name, run length, arguments, linked location, how it ended."""
     label, _, what = KINDS.get(call.kind, KINDS["python"])
     out = (f'<span><span style="{BADGES.get(call.kind, BADGES["python"])}" title="{what}">{label}</span>'
-           f'<span style="{STYLES["name"]}">{_esc(_label(call))}</span>')
+           f'<span style="{STYLES["name"]}">{_esc(call.label)}</span>')
     if n > 1:
         out += f'<span style="{STYLES["count"]}"> x {n:,}</span>'
     if call.args and n == 1:
@@ -462,7 +462,7 @@ def _table(calls, sizes) -> dict:
         key = (call.name, call.module, call.kind, call.relpath, call.line)
         if key not in function_ids:
             function_ids[key] = len(functions)
-            functions.append([_label(call), call.kind, _location(call), _safe_url(call.url)])
+            functions.append([call.label, call.kind, _location(call), _safe_url(call.url)])
         texts = (format_args(call.args) if call.args else "", _status(call) if call.error or call.open else "")
         for text in texts:
             if text not in string_ids:
@@ -496,10 +496,6 @@ def _step_html(call, k, n) -> str:
 
 def _esc(text) -> str:
     return html.escape(str(text), quote=True)
-
-
-def _label(call) -> str:
-    return call.qualname if call.kind == "builtin" else call.name
 
 
 def _location(call) -> str:

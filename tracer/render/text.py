@@ -17,8 +17,7 @@ def lines(trace, depth=None, times=False, args=True):
     while stack:
         call, n, prefix, last = stack.pop()
         segs = [(prefix + ("└─ " if last else "├─ "), None)]
-        label = call.qualname if call.kind == "builtin" else call.name
-        segs.append((label, "name" if call.kind == "python" else call.kind))
+        segs.append((call.label, "name" if call.kind == "python" else call.kind))
         if n > 1:
             segs.append((f" x{n}", "name"))
         if call.kind != "python":
