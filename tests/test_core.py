@@ -98,6 +98,7 @@ def test_profile_function_is_restored(sample):
     finally:
         sys.setprofile(None)
     assert names(t.root) == ["helper"]
+    assert any("was paused during the block" in note for note in t.meta["notes"])
 
 
 def test_nested_traces_both_record(sample, backend):

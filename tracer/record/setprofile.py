@@ -29,6 +29,9 @@ class ProfileRecorder:
         self._previous = sys.getprofile()
         callback = self.callback = _make_callback(rec, self)
         outer = self._previous
+        if outer is not None and not getattr(outer, "_tracer_callback", False):
+            rec.notes.append(f"the profile function already installed ({type(outer).__name__}) was paused "
+                             "during the block and put back after it")
         if getattr(outer, "_tracer_callback", False):
             # An enclosing trace is recording: feed both, so that both blocks get their events.
             def chained(frame, event, arg, _inner=callback, _outer=outer):
