@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from tracer import book
+from tracer.claims import FAILED
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.chapter
@@ -95,16 +96,24 @@ raise ValueError("boom in the chapter")
     "04-skipped": '''
 # 04. Skipped
 
-## On a GPU
+## A skipped claim
 
 ```{code-cell} ipython3
 import torch, tracer
-if torch.cuda.is_available():
-    tracer.claim("a tensor made on cuda is on cuda", torch.ones(1, device="cuda").is_cuda)
-else:
-    tracer.skip("a tensor made on cuda is on cuda", "no CUDA device here")
-    print("skipped: no CUDA device here")
+tracer.skip("a claim skipped on every machine", "this test chapter always skips it")
+print("skipped: on every machine")
 tracer.claim("ones are ones", bool(torch.ones(2).eq(1).all()))
+```
+''',
+    "05-caught-claim": '''
+# 05. Caught claim
+
+```{code-cell} ipython3
+import tracer
+try:
+    tracer.claim("two equals three, caught", 2 == 3, detail="the cell catches the ClaimError")
+except tracer.ClaimError:
+    print("caught: the cell runs on")
 ```
 ''',
 }
@@ -126,7 +135,7 @@ def run_main(*argv) -> SimpleNamespace:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """One build of the four chapters, shared by the tests that read what it wrote."""
+    """One build of the test chapters, shared by the tests that read what it wrote."""
     root = tmp_path_factory.mktemp("book")
     chapters = write_chapters(root / "chapters")
     result = run_main("build", "--chapters-dir", chapters, "--notebooks", root / "notebooks",
@@ -147,8 +156,15 @@ def claims_of(built, chapter):
 def test_build_fails_when_a_claim_fails_or_a_cell_raises(built):
     assert built.code == 1
     statuses = {entry["chapter"]: entry["status"] for entry in built.ledger["chapters"]}
-    assert statuses == {"01-passing": "passed", "02-failing-claim": "failed", "03-raising": "failed", "04-skipped": "passed"}
-    assert built.ledger["summary"] == {"chapters": 4, "failed_chapters": 2, "passed": 4, "failed": 1, "skipped": 1}
+    assert statuses == {"01-passing": "passed", "02-failing-claim": "failed", "03-raising": "failed",
+                        "04-skipped": "passed", "05-caught-claim": "failed"}
+    assert built.ledger["summary"] == {"chapters": 5, "failed_chapters": 3, "passed": 4, "failed": 2, "skipped": 1}
+
+
+def test_a_failed_claim_fails_its_chapter_even_when_the_cell_catches_it(built):
+    caught = next(entry for entry in built.ledger["chapters"] if entry["chapter"] == "05-caught-claim")
+    assert (caught["status"], caught["error"], caught[FAILED]) == ("failed", None, 1)
+    assert "failed claim (cell 1, " in built.out and "two equals three, caught" in built.out
 
 
 def test_each_claim_is_filed_under_the_cell_that_made_it(built):
@@ -161,7 +177,7 @@ def test_each_claim_is_filed_under_the_cell_that_made_it(built):
     failed, = claims_of(built, "02-failing-claim")
     assert (failed["status"], failed["detail"]) == ("failed", "arithmetic says otherwise")
     skipped, passed = claims_of(built, "04-skipped")
-    assert (skipped["status"], skipped["detail"]) == ("skipped", "no CUDA device here")
+    assert (skipped["status"], skipped["detail"]) == ("skipped", "this test chapter always skips it")
     assert passed["status"] == "passed" and passed["cell"] == skipped["cell"]
     assert [entry["status"] for entry in claims_of(built, "03-raising")] == ["passed"]
 
@@ -187,16 +203,19 @@ def test_a_failed_claim_names_its_chapter_and_cell(built):
 def test_summary_table_lists_every_chapter(built):
     table = built.out[built.out.index("chapter  "):]
     assert table.splitlines()[0].split() == ["chapter", "status", "seconds", "device", "torch", "passed", "failed", "skipped"]
-    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:5]}
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:len(CHAPTERS) + 1]}
+    assert list(rows) == list(CHAPTERS)
     assert rows["01-passing"][1] == "passed" and rows["01-passing"][5:] == ["2", "0", "0"]
     assert rows["02-failing-claim"][1] == "failed" and rows["02-failing-claim"][5:] == ["0", "1", "0"]
     assert rows["04-skipped"][5:] == ["1", "0", "1"]
+    assert rows["05-caught-claim"][1] == "failed" and rows["05-caught-claim"][5:] == ["0", "1", "0"]
     assert all(row[3] in ("cpu", "cuda") for row in rows.values())
 
 
 def test_only_passing_chapters_are_written_to_notebooks(built):
     assert sorted(path.name for path in built.notebooks.iterdir()) == ["01-passing.ipynb", "04-skipped.ipynb"]
     assert "02-failing-claim.ipynb left as it was" in built.out
+    assert "05-caught-claim.ipynb left as it was" in built.out
 
 
 def test_notebook_has_outputs_hidden_solutions_slides_and_clean_metadata(built):
@@ -236,8 +255,8 @@ def test_site_has_index_pages_slides_and_ledger(built):
     slides = (built.site / "01-passing.slides.html").read_text(encoding="utf-8")
     assert '<script src="reveal.js/dist/reveal.js">' in slides and "Reveal.initialize" in slides
     assert slides.count("<section") >= 3
-    fetched = (built.site / "reveal.js" / "dist" / "reveal.js").is_file()
-    assert fetched or "could not fetch reveal.js" in built.err
+    assert (built.site / "reveal.js" / "dist" / "reveal.js").is_file()
+    assert (built.site / "reveal.js" / "plugin" / "notes" / "notes.js").is_file()
 
 
 def test_site_loads_nothing_from_the_network(built):
@@ -289,10 +308,32 @@ def test_headings_inside_code_fences_do_not_split_markdown():
     assert [part.source for part in parts] == ["# Title\n\nText.\n\n```python\n## not a heading\n```", "## Section\n\nMore."]
 
 
-def test_slides_are_written_with_a_warning_when_reveal_cannot_be_fetched(tmp_path, monkeypatch, capsys):
+def test_without_npm_or_the_pinned_tarball_the_build_fails_before_any_chapter_runs(tmp_path, monkeypatch):
+    chapters = write_chapters(tmp_path / "chapters", ("01-passing",))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "reveal.js-5.9.9.tgz").write_bytes(b"another version: not taken")
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm on this PATH
-    assert book.reveal_archive(tmp_path / "cache") is None
-    assert "could not fetch reveal.js@5" in capsys.readouterr().err
+    result = run_main("build", "--chapters-dir", chapters, "--notebooks", tmp_path / "nb", "--site", tmp_path / "site",
+                      "--cache", cache)
+    assert result.code == 2 and "running" not in result.out
+    for words in ("npm could not fetch it", book.REVEAL_PACKAGE, f"put {book.REVEAL_TARBALL}", str(cache), "--no-site"):
+        assert words in result.err, words
+    assert not (tmp_path / "nb").exists()
+
+
+def test_the_pinned_tarball_in_the_cache_is_used_offline(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copy(book.reveal_archive(CACHE), cache)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm on this PATH: the cached tarball must do
+    assert book.reveal_archive(cache) == cache / book.REVEAL_TARBALL
+
+
+def test_a_cached_tarball_that_is_not_the_published_one_is_refused(tmp_path):
+    (tmp_path / book.REVEAL_TARBALL).write_bytes(b"truncated download")
+    with pytest.raises(book.RevealMissing, match="its sha512 differs"):
+        book.reveal_archive(tmp_path)
 
 
 def test_a_cell_past_its_timeout_fails_the_chapter_naming_the_cell(tmp_path):

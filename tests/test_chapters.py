@@ -33,7 +33,9 @@ HTML_LINK = re.compile(r"<a\s[^>]*>")
 HTML_ATTRIBUTE = re.compile(r"([\w-]+)=\"([^\"]*)\"")
 DEFINITION = re.compile(r"\s*(async\s+def\s|def\s|class\s|@|- func:)")
 # a traced lambda or comprehension is a call whose first line is the expression, not a def
-EXPRESSION_CALL = re.compile(r".*(\blambda\b|\bfor\b.+\bin\b)")
+LAMBDA = re.compile(r"\blambda\b")
+COMPREHENSION_FOR = re.compile(r"\bfor\b.+\bin\b")
+OPENING = {"(": ")", "[": "]", "{": "}"}
 C_SOURCES = (".c", ".cpp", ".cc", ".cu", ".mm")
 
 
@@ -130,9 +132,31 @@ def link_problem(url, repository, commit, path, line, anchors) -> str | None:
     missing = [anchor for anchor in sorted(anchors) if anchor not in text]
     if missing:
         return f"{url}: line {line} is {text.strip()!r}, which does not hold {missing[0]!r}"
-    if not anchors and not (DEFINITION.match(text) or EXPRESSION_CALL.match(text)):
+    if not anchors and not (DEFINITION.match(text) or starts_expression_call(text)):
         return f"{url}: line {line} is {text.strip()!r}: not a def, class or decorator, and the link names no anchor"
     return None
+
+
+def starts_expression_call(text: str) -> bool:
+    """The first line of a lambda, or of a comprehension: a bracket whose own level holds ``for … in``."""
+    if LAMBDA.search(text):
+        return True
+    return any(COMPREHENSION_FOR.search(bracket_level(text, start)) for start, char in enumerate(text) if char in OPENING)
+
+
+def bracket_level(text: str, start: int) -> str:
+    """What the bracket opened at `start` holds outside its inner brackets, up to its close or the line's end."""
+    depth, kept = 0, []
+    for char in text[start + 1:]:
+        if char in OPENING:
+            depth += 1
+        elif char in OPENING.values():
+            if depth == 0:
+                break
+            depth -= 1
+        elif depth == 0:
+            kept.append(char)
+    return "".join(kept)
 
 
 def link_problems(nb) -> list[str]:
@@ -186,3 +210,27 @@ def test_link_checker_maps_repository_paths_to_the_wheel():
     assert installed_relpath("torch/nn/modules/module.py") == "torch/nn/modules/module.py"
     assert installed_relpath("aten/src/ATen/native/native_functions.yaml") == "torchgen/packaged/ATen/native/native_functions.yaml"
     assert installed_relpath("torch/csrc/stub.c") is None
+
+
+@pytest.mark.parametrize("line, starts", [
+    ("        return [self._modules[name] for name in names]", True),
+    ("    total = sum(p.numel() for p in params)", True),
+    ("    keys = {key: value for key, value in pairs.items()", True),  # the comprehension goes on below
+    ("    hook = lambda module, args: None", True),
+    ("        for name, param in self._parameters.items():", False),
+    ("    print(f(x) for_each in y)", False),
+    ("    if name in self._buffers:", False),
+    ("    call(f(x), [y])  # for each x in y", False),
+])
+def test_link_checker_takes_only_lambda_and_comprehension_lines_as_call_lines(line, starts):
+    assert starts_expression_call(line) is starts
+
+
+def test_link_checker_rejects_a_for_statement_as_a_call_line():
+    torch = pytest.importorskip("torch")
+    relpath = "torch/nn/modules/module.py"
+    lines = source.file_lines(source.installed_file(relpath))
+    number = next(n for n, text in enumerate(lines, 1) if re.match(r"\s*for\s.+\sin\s.+:$", text))
+    url = f"https://github.com/pytorch/pytorch/blob/{torch.version.git_version}/{relpath}#L{number}"
+    problems = link_problems(notebook_showing(f"[x]({url})"))
+    assert len(problems) == 1 and "not a def" in problems[0], problems

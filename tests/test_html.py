@@ -381,10 +381,38 @@ def test_magic_shows_and_stores_the_trace_before_the_exception(shell, pkg):
     assert "raised ValueError" in captured.outputs[0].data["text/html"]
 
 
+def test_magic_takes_the_options_of_trace(shell, pkg):
+    from IPython.utils.capture import capture_output
+    with capture_output():
+        shell.run_cell_magic("trace", "--include htmlsample,json --backend setprofile --max-events 40 --name capped",
+                             "import htmlsample\nresult = htmlsample.tree(3, 20)\n")
+    t = shell.user_ns["capped"]
+    assert t.meta["include"] == ["htmlsample", "json"] and t.meta["backend"] == "setprofile"
+    assert t.meta["truncated_at"] and any("stopped after 40 events" in note for note in t.meta["notes"])
+    assert shell.user_ns["result"] == pkg.tree(3, 20)  # the cell ran on past the cap
+
+
+def test_magic_records_with_sys_monitoring_where_python_has_it(shell, pkg):
+    from IPython.core.error import UsageError
+    from IPython.utils.capture import capture_output
+    if sys.version_info < (3, 12):
+        with pytest.raises(UsageError, match="sys.monitoring needs Python 3.12 or newer"):
+            shell.run_cell_magic("trace", "--include htmlsample --backend sys.monitoring", "pass\n")
+        return
+    with capture_output():
+        shell.run_cell_magic("trace", "--include htmlsample --backend sys.monitoring --name monitored",
+                             "import htmlsample\nhtmlsample.tree(1, 2)\n")
+    t = shell.user_ns["monitored"]
+    assert t.meta["backend"] == "sys.monitoring" and t.count("branch") == 1
+
+
 @pytest.mark.parametrize("line, message", [
     ("--depth deep", "invalid int value"),
     ("--layers python,nope", "unknown layer 'nope'"),
-    ("--include ,", "include is empty"),
+    ("--include ,", "'' is not a dotted package name"),
+    ("--max-events many", "invalid int value"),
+    ("--max-events 0", "max_events must be a positive whole number"),
+    ("--backend nope", "unknown backend 'nope': choose from auto, setprofile, sys.monitoring"),
     ("--name 2x", "not a Python variable name"),
     ("--colour", "unrecognized arguments"),
 ])

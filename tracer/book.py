@@ -8,12 +8,16 @@ Each chapter (``chapters/NN-slug.md``, MyST Markdown read by jupytext) runs in a
 interpreter, in the chapters' folder, with ``TRACER_LEDGER`` naming a file the kernel appends its
 claims to, so every claim is filed under the cell that made it. A passing chapter is written to
 ``notebooks/NN-slug.ipynb`` with its outputs; every chapter gets a page and reveal.js slides in the
-site, and ``claims.json`` beside them holds the ledger.
+site, and ``claims.json`` beside them holds the ledger. The slides load reveal.js from the site: the build
+takes the pinned tarball (``REVEAL_TARBALL``) from the cache (``build/cache``), fetching it there with npm
+once, and fails when it can have it neither way.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import html
 import json
 import os
@@ -39,7 +43,11 @@ from nbclient.exceptions import CellTimeoutError
 from .claims import FAILED, PASSED, SKIPPED
 
 CELL_TIMEOUT_S = 300
-REVEAL_PACKAGE = "reveal.js@5"
+REVEAL_VERSION = "5.2.1"
+REVEAL_PACKAGE = f"reveal.js@{REVEAL_VERSION}"
+REVEAL_TARBALL = f"reveal.js-{REVEAL_VERSION}.tgz"  # the file name npm pack gives it
+# the registry's dist.integrity for that version (npm view reveal.js@5.2.1 dist.integrity): a cached file must match it
+REVEAL_INTEGRITY = "sha512-r7//6mIM5p34hFiDMvYfXgyjXqGRta+/psd9YtytsgRlrpRzFv4RbH76TXd2qD+7ZPZEbpBDhdRhJaFgfQ7zNQ=="
 HEADING = re.compile(r"^#{1,2} ")
 FENCE = re.compile(r"^(`{3,}|~{3,})")
 CODE_CELL = re.compile(r"^(`{3,}|~{3,})\{code-cell\}")
@@ -391,22 +399,38 @@ def write_pages(run: ChapterRun, site: Path, page_exporter, slides_exporter) -> 
     (site / f"{run.name}.slides.html").write_text(body, encoding="utf-8")
 
 
-def reveal_archive(cache: Path) -> Path | None:
-    """reveal.js 5 as npm packs it, from the cache or fetched into it; None (with a warning) when it cannot be had."""
-    cached = sorted(cache.glob("reveal.js-5.*.tgz"))
-    if cached:
-        return cached[-1]
+class RevealMissing(RuntimeError):
+    """reveal.js, which the slides load from the site, is neither in the cache nor fetchable."""
+
+
+def reveal_archive(cache: Path) -> Path:
+    """reveal.js at the pinned version as npm packs it, from the cache or fetched into it; raises RevealMissing."""
+    archive = cache / REVEAL_TARBALL
+    if not archive.is_file():
+        fetch_reveal(cache)
+    digest = "sha512-" + base64.b64encode(hashlib.sha512(archive.read_bytes()).digest()).decode()
+    if digest != REVEAL_INTEGRITY:
+        raise RevealMissing(f"{display_path(archive)} is not {REVEAL_PACKAGE} as the npm registry publishes it "
+                            f"(its sha512 differs): delete it, then build again to fetch it with npm")
+    return archive
+
+
+def fetch_reveal(cache: Path) -> None:
+    """`npm pack` the pinned reveal.js into the cache."""
     cache.mkdir(parents=True, exist_ok=True)
     try:
         subprocess.run(["npm", "pack", REVEAL_PACKAGE, "--pack-destination", str(cache)],
                        check=True, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.SubprocessError) as error:
-        detail = getattr(error, "stderr", None) or error
-        warn(f"could not fetch {REVEAL_PACKAGE} with npm ({str(detail).strip()[:300]}); the slides reference "
-             "./reveal.js/ but it is not in the site: copy reveal.js 5 there to show them")
-        return None
-    cached = sorted(cache.glob("reveal.js-5.*.tgz"))
-    return cached[-1] if cached else None
+        detail = str(getattr(error, "stderr", None) or error).strip()[:300]
+        raise RevealMissing(
+            f"the slides need {REVEAL_PACKAGE}, which is not in {display_path(cache)}, and npm could not fetch it:\n"
+            f"  {detail}\n"
+            f"To provide it, run `npm pack {REVEAL_PACKAGE} --pack-destination {display_path(cache)}` where npm reaches "
+            f"its registry, or put {REVEAL_TARBALL} (https://registry.npmjs.org/reveal.js/-/{REVEAL_TARBALL}) "
+            f"in {display_path(cache)} by hand; or build with --no-site") from None
+    if not (cache / REVEAL_TARBALL).is_file():
+        raise RevealMissing(f"npm pack {REVEAL_PACKAGE} wrote no {REVEAL_TARBALL} in {display_path(cache)}")
 
 
 def install_reveal(archive: Path, target: Path) -> None:
@@ -465,11 +489,9 @@ def merged_ledger(runs: list[ChapterRun], site: Path, all_chapters: list[Path]) 
     return {"summary": summary, "chapters": records, "claims": claims}
 
 
-def write_site(runs: list[ChapterRun], site: Path, cache: Path, all_chapters: list[Path]) -> None:
+def write_site(runs: list[ChapterRun], site: Path, reveal: Path, all_chapters: list[Path]) -> None:
     site.mkdir(parents=True, exist_ok=True)
-    archive = reveal_archive(cache)
-    if archive is not None:
-        install_reveal(archive, site / "reveal.js")
+    install_reveal(reveal, site / "reveal.js")
     page_exporter, slides_exporter = exporters()
     for run in runs:
         write_pages(run, site, page_exporter, slides_exporter)
@@ -479,10 +501,6 @@ def write_site(runs: list[ChapterRun], site: Path, cache: Path, all_chapters: li
 
 
 # -- the command line -------------------------------------------------------------------------------
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
 
 def summary_table(runs: list[ChapterRun]) -> str:
     header = ("chapter", "status", "seconds", "device", "torch", PASSED, FAILED, SKIPPED)
@@ -494,19 +512,23 @@ def summary_table(runs: list[ChapterRun]) -> str:
 
 def build(paths: list[Path], notebooks_dir: Path, site: Path | None, cache: Path, all_chapters: list[Path],
           timeout: int = CELL_TIMEOUT_S) -> list[ChapterRun]:
-    """Run each chapter once; write the notebooks of those that pass, then the site from all of them."""
+    """Run each chapter once; write the notebooks of those that pass, then the site from all of them.
+
+    reveal.js is had before any chapter runs, so a build that cannot write working slides fails at once.
+    """
+    reveal = reveal_archive(cache) if site is not None else None
     runs = []
     for number, path in enumerate(paths, 1):
         print(f"[{number}/{len(paths)}] {path.stem}: running", flush=True)
         run = run_chapter(path, timeout)
         runs.append(run)
         report_run(run, f"[{number}/{len(paths)}]")
-        if run.error:
-            print(f"    {display_path(notebooks_dir)}/{run.name}.ipynb left as it was", flush=True)
-        else:
+        if run.status == "passed":
             write_notebook(run, notebooks_dir)
+        else:
+            print(f"    {display_path(notebooks_dir)}/{run.name}.ipynb left as it was", flush=True)
     if site is not None:
-        write_site(runs, site, cache, all_chapters)
+        write_site(runs, site, reveal, all_chapters)
     return runs
 
 
@@ -556,8 +578,12 @@ def main(argv=None) -> int:
     if not paths:
         print(f"python -m tracer.book: no chapters in {opts.chapters_dir}", file=sys.stderr)
         return 2
-    runs = build(paths, opts.notebooks, None if opts.no_site else opts.site, opts.cache,
-                 chapter_files(opts.chapters_dir), opts.timeout)
+    try:
+        runs = build(paths, opts.notebooks, None if opts.no_site else opts.site, opts.cache,
+                     chapter_files(opts.chapters_dir), opts.timeout)
+    except RevealMissing as error:
+        print(f"python -m tracer.book: {error}", file=sys.stderr)
+        return 2
     print()
     print(summary_table(runs))
     if not opts.no_site:

@@ -3,6 +3,8 @@
     %%trace --layers python,aten --depth 4
     y = model(x)
 
+The options are tracer.trace()'s: --layers, --include, --depth, --no-args, --max-events, --backend.
+
 The cell runs in the user namespace; the Trace is stored there (``_trace``, or ``--name VAR``) and
 shown as HTML (``--text``: as text). If the cell raises, the trace is shown and stored first, then
 the exception goes on. The cell's last expression is not displayed: the trace is.
@@ -26,6 +28,9 @@ class TraceMagics(Magics):
               help="comma-separated packages to keep (default: torch,torchvision)")
     @argument("--depth", type=int, default=None, help="keep calls at most this many levels deep")
     @argument("--no-args", action="store_true", help="do not summarise arguments")
+    @argument("--max-events", type=int, default=None,
+              help="stop recording after this many events; the cell runs on (default: tracer.trace()'s)")
+    @argument("--backend", default="auto", help="auto, setprofile or sys.monitoring (Python 3.12+) (default: auto)")
     @argument("--text", action="store_true", help="print the tree as text instead of showing HTML")
     @argument("--name", default="_trace", help="the variable that receives the Trace (default: _trace)")
     @cell_magic
@@ -34,9 +39,9 @@ class TraceMagics(Magics):
         opts = parse_argstring(self.trace, line)
         if not opts.name.isidentifier():
             raise UsageError(f"%%trace --name: {opts.name!r} is not a Python variable name")
-        include = tuple(part.strip() for part in opts.include.split(",") if part.strip())
         try:
-            recorder = trace(layers=opts.layers, include=include, depth=opts.depth, args=not opts.no_args)
+            recorder = trace(layers=opts.layers, include=opts.include, depth=opts.depth, args=not opts.no_args,
+                             max_events=opts.max_events, backend=opts.backend)
         except (TypeError, ValueError) as error:
             raise UsageError(f"%%trace: {error}") from None
         code = self.shell.transform_cell(cell)
