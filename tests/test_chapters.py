@@ -28,7 +28,7 @@ MIN_CLAIMS = 8
 PINNED = re.compile(r"https://github\.com/(pytorch/(?:pytorch|vision))/blob/([0-9a-f]{7,40})/"
                     r"([^\s\"'<>()#\]\\]+)(?:#L(\d+))?")
 MARKDOWN_TITLE = re.compile(r"\]\((https://github\.com/[^\s)]+) \"((?:[^\"\\]|\\.)*)\"\)")
-EXCERPT = re.compile(r"\]\((https://github\.com/[^\s)]+)\)\s*\n\s*\n```[\w+-]*\n([^\n]*)\n")
+EXCERPT = re.compile(r"\]\((https://github\.com/[^\s)]+)\)\s*\n\s*\n`{3,}[\w+-]*\n([^\n]*)\n")
 HTML_LINK = re.compile(r"<a\s[^>]*>")
 HTML_ATTRIBUTE = re.compile(r"([\w-]+)=\"([^\"]*)\"")
 DEFINITION = re.compile(r"\s*(async\s+def\s|def\s|class\s|@|- func:)")
@@ -36,7 +36,7 @@ DEFINITION = re.compile(r"\s*(async\s+def\s|def\s|class\s|@|- func:)")
 LAMBDA = re.compile(r"\blambda\b")
 COMPREHENSION_FOR = re.compile(r"\bfor\b.+\bin\b")
 OPENING = {"(": ")", "[": "]", "{": "}"}
-C_SOURCES = (".c", ".cpp", ".cc", ".cu", ".mm")
+C_SOURCES = source.SOURCE_SUFFIXES
 
 
 @pytest.mark.chapter
@@ -125,7 +125,7 @@ def link_problem(url, repository, commit, path, line, anchors) -> str | None:
         return f"{url}: {path} is not in the installed package"
     if not line:
         return None
-    lines = source.file_lines(source.installed_file(relpath))
+    lines = source.repository_lines(source.installed_file(relpath))  # as the repository has it (headers lose their guard)
     if not 1 <= int(line) <= len(lines):
         return f"{url}: {relpath} has {len(lines)} lines, not {line}"
     text = lines[int(line) - 1]
