@@ -30,8 +30,8 @@ class Call:
         self.duration_ns = duration_ns
         self.file = file
         self.children: list[Call] = []
-        self.parent = parent or None  # the builder passes False for a dropped subtree
-        self.depth = 0 if self.parent is None else parent.depth + 1
+        self.parent = parent
+        self.depth = 0 if parent is None else parent.depth + 1
         self.open = False  # still running when recording stopped (truncated, or the block ended inside it)
         self.pinned_url = None  # a loaded trace keeps the links it was saved with
 
@@ -231,51 +231,66 @@ def build(rec: Recording, exc_type=None):
     python_info: dict = {}
     machinery = rec.machinery
     depth_limit = rec.depth
-    stack = [root]
-    keys = [None]  # what each open call on the stack is, to match its return
+    stack: list = [root]  # open calls, or a marker for an open call that is not kept
+    keys: list = [None]  # what each open call is, to match its return
     in_aten = 0  # inside an operator: the dispatcher's own Python frames are not the program's calls
     hidden = [0]  # calls below the depth limit
     truncated_at = None
     unwound: dict = {}  # id(call) -> (event index, error) for calls that raised
+
+    def kept_parent(key, plumbing=False):
+        """The call a new call hangs under; None when it is not kept, and its marker is pushed instead."""
+        keys.append(key)
+        parent = stack[-1]
+        if plumbing or parent is _DROPPED:
+            stack.append(_DROPPED)
+        elif parent is _HIDDEN or (depth_limit is not None and parent.depth >= depth_limit):
+            stack.append(_HIDDEN)
+            hidden[0] += 1
+        else:
+            return parent
+        return None
+
+    def attach(call):
+        call.parent.children.append(call)
+        stack.append(call)
+
     for index, (kind, what, t, extra) in enumerate(events):
-        if kind == CALL or kind == C_CALL:
+        if kind == CALL:
             if in_aten:
                 continue
-            if kind == CALL:
-                info = python_info.get(what)
-                if info is None:
-                    info = python_info[what] = _python_info(what, modules.get(what))
-                call = Call(info[0], info[1], info[2], info[3], "python", extra, None, t, 0, info[4], stack[-1])
-                if what in machinery:
-                    stack.append(False)  # dropped with its subtree, and not counted as hidden by depth
-                    keys.append(what)
-                    continue
-            else:
-                call = Call(what[1], what[0], None, None, "builtin", None, None, t, 0, None, stack[-1])
-            _push(stack, keys, call, what, depth_limit, hidden)
+            info = python_info.get(what)
+            if info is None:
+                info = python_info[what] = _python_info(what, modules.get(what))
+            parent = kept_parent(what, what in machinery)
+            if parent is not None:
+                attach(Call(info[0], info[1], info[2], info[3], "python", extra, None, t, 0, info[4], parent))
+        elif kind == C_CALL:
+            if in_aten:
+                continue
+            parent = kept_parent(what)
+            if parent is not None:
+                attach(Call(what[1], what[0], None, None, "builtin", None, None, t, 0, None, parent))
         elif kind == RETURN or kind == C_RETURN:
             if in_aten:
                 continue
-            _pop(stack, keys, what, t, extra, index, unwound)
+            _close(stack, keys, what, t, extra, index, unwound)
         elif kind == ATEN_CALL:
             if in_aten == 0:
-                name = what.name()
-                namespace, _, op = name.partition("::")
-                line = source.native_function_line(op) if namespace == "aten" else None  # custom ops live elsewhere
-                relpath = source.NATIVE_FUNCTIONS if line else None
-                call = Call(name, namespace, relpath, line, "aten", extra, None, t, 0, None, stack[-1])
-                _push(stack, keys, call, what, depth_limit, hidden)
+                parent = kept_parent(what)
+                if parent is not None:
+                    attach(_aten_call(what, extra, t, parent))
             in_aten += 1
         elif kind == ATEN_RETURN:
             in_aten -= 1
             if in_aten == 0:
-                _pop(stack, keys, what, t, extra, index, unwound)
+                _close(stack, keys, what, t, extra, index, unwound)
         elif kind == TRUNCATED:
-            truncated_at = " > ".join(c.name for c in stack[1:] if c) or root.name
+            truncated_at = " > ".join(c.name for c in stack[1:] if isinstance(c, Call)) or root.name
             break
     while len(stack) > 1:  # calls that had not returned when recording stopped
         call = stack.pop()
-        if call:
+        if isinstance(call, Call):
             call.open = True
             call.duration_ns = end_ns - call.start_ns
     if exc_type is not None:
@@ -285,34 +300,33 @@ def build(rec: Recording, exc_type=None):
     return root, meta
 
 
-def _push(stack, keys, call, key, depth_limit, hidden):
-    parent = stack[-1]
-    if parent is False:
-        stack.append(False)
-    elif parent is None or (depth_limit is not None and call.depth > depth_limit):
-        stack.append(None)  # below the depth limit: matched on return, never attached
-        hidden[0] += 1
-    else:
-        parent.children.append(call)
-        stack.append(call)
-    keys.append(key)
+# Stack markers for open calls that are not kept: below the depth limit, or the recorder's own plumbing.
+_HIDDEN, _DROPPED = "hidden", "dropped"
 
 
-def _pop(stack, keys, key, t, error, index, unwound):
+def _aten_call(op, args, t, parent) -> Call:
+    name = op.name()
+    namespace, _, base = name.partition("::")
+    line = source.native_function_line(base) if namespace == "aten" else None  # custom ops live elsewhere
+    return Call(name, namespace, source.NATIVE_FUNCTIONS if line else None, line, "aten", args, None, t, 0, None, parent)
+
+
+def _close(stack, keys, key, t, error, index, unwound):
     # A return whose call opened before recording started has no partner on the stack: skip it.
     if keys[-1] is not key and key not in keys[1:]:
         return
     while len(stack) > 1:
         call = stack.pop()
         open_key = keys.pop()
-        if call:
+        kept = isinstance(call, Call)
+        if kept:
             call.duration_ns = t - call.start_ns
         if open_key is key:
-            if call and error:
+            if kept and error:
                 unwound[id(call)] = (index, error)
                 call.error = RAISED if error == RAISED_HERE else error
             return
-        if call:
+        if kept:
             call.open = True
 
 
