@@ -522,3 +522,29 @@ def test_command_line_passes_exit_messages_and_checks_the_output_folder(tmp_path
 def test_aten_layer_without_torch_says_to_install_it():
     with pytest.raises(ValueError, match="needs torch"):
         tracer.trace(layers=("python", "aten"))
+
+
+def test_identical_functions_in_two_files_stay_apart(tmp_path, monkeypatch, backend):
+    """Code objects that differ only in their file compare equal: the tracer must tell them apart."""
+    for package in ("twins", "outsider"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+        for module in ("one", "two"):
+            (tmp_path / package / f"{module}.py").write_text("def f():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import outsider.one
+    import twins.one
+    import twins.two
+    with tracer.trace(include=("twins",), backend=backend) as t:
+        outsider.one.f()  # the same code, outside the include set, seen first
+        twins.one.f()
+        twins.two.f()
+    assert [(c.module, c.relpath) for c in t.calls] == [("twins.one", "twins/one.py"), ("twins.two", "twins/two.py")]
+    assert "f x2" not in str(t)  # two functions, not one called twice
+
+
+def test_an_include_that_names_no_package_is_noted(sample):
+    with tracer.trace(include=("sample", "smaple")) as t:
+        sample.helper(1)
+    assert any("'smaple'" in note and "a typo?" in note for note in t.meta["notes"])
+    assert not any("'sample'" in note for note in t.meta["notes"])

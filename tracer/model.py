@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
 import platform
 import sys
 import time
@@ -259,10 +260,10 @@ def build(rec: Recording, exc_type=None):
         if kind == CALL:
             if in_aten:
                 continue
-            info = python_info.get(what)
+            info = python_info.get(id(what))  # by identity: the events keep each code object alive
             if info is None:
-                info = python_info[what] = _python_info(what, modules.get(what))
-            parent = kept_parent(what, what in machinery)
+                info = python_info[id(what)] = _python_info(what, modules.get(id(what)))
+            parent = kept_parent(what, id(what) in machinery)
             if parent is not None:
                 attach(Call(info[0], info[1], info[2], info[3], "python", extra, None, t, 0, info[4], parent))
         elif kind == C_CALL:
@@ -313,7 +314,7 @@ def _aten_call(op, args, t, parent) -> Call:
 
 def _close(stack, keys, key, t, error, index, unwound):
     # A return whose call opened before recording started has no partner on the stack: skip it.
-    if keys[-1] is not key and key not in keys[1:]:
+    if keys[-1] is not key and not any(open_key is key for open_key in keys):
         return
     while len(stack) > 1:
         call = stack.pop()
@@ -370,6 +371,10 @@ def _meta(rec, n_events, truncated_at, exc_type):
     notes = list(rec.notes)
     if truncated_at:
         notes.append(f"truncated: recording stopped after {rec.max_events:,} events, inside {truncated_at}; the code ran on")
+    for name in rec.scope.names:
+        top = name.partition(".")[0]
+        if top not in sys.modules and importlib.util.find_spec(top) is None:
+            notes.append(f"include names {name!r}, but no such package is installed or imported: a typo?")
     if rec.threads_not_traced or rec.other_thread_events:
         notes.append("other threads ran during the block and were not traced (only the thread that entered it is)")
     torch = sys.modules.get("torch")

@@ -38,7 +38,7 @@ class Recording:
         self.other_thread_events = 0
         self.notes: list[str] = []  # what the backends saw go wrong, for the trace's notes
         self._builtin_keys: dict = {}
-        self.machinery: set = set()  # code objects of the recording's own plumbing, dropped with their subtree
+        self.machinery: set = set()  # ids of the code objects of the recording's own plumbing, dropped with their subtree
         self._python = None
         self._mode = None
         self.started_ns = self.stopped_ns = None

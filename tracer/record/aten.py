@@ -62,7 +62,7 @@ def _machinery_codes():
     codes = set()
     try:
         from torch._library.simple_registry import find_torch_dispatch_rule
-        codes.add(find_torch_dispatch_rule.__code__)
+        codes.add(id(find_torch_dispatch_rule.__code__))  # the function lives on: its code's id stays its own
     except ImportError:  # older torch: no such lookup
         pass
     return codes

@@ -89,7 +89,7 @@ def _make_callbacks(rec, recorder):
     c_types = _C_TYPES
 
     def start(code, offset):
-        keep = codes.get(code)
+        keep = codes.get(id(code))
         if keep is None:
             keep = classify(code, getframe(1).f_globals.get("__name__"))
         if not keep:
@@ -104,7 +104,7 @@ def _make_callbacks(rec, recorder):
         append((CALL, code, now(), summarise_frame(code, getframe(1).f_locals) if want_args else None))
 
     def finish(code, offset, value):
-        keep = codes.get(code)
+        keep = codes.get(id(code))
         if keep is None:
             keep = classify(code, getframe(1).f_globals.get("__name__"))
         if not keep:
@@ -113,11 +113,11 @@ def _make_callbacks(rec, recorder):
             append((RETURN, code, now(), None))
 
     def unwind(code, offset, exception):  # not a local event: DISABLE is not allowed here
-        if codes.get(code) and get_ident() == thread:
+        if codes.get(id(code)) and get_ident() == thread:
             append((RETURN, code, now(), type(exception).__name__))
 
     def throw(code, offset, exception):
-        if codes.get(code) and get_ident() == thread:
+        if codes.get(id(code)) and get_ident() == thread:
             append((CALL, code, now(), None))
 
     callbacks = {"PY_START": start, "PY_RESUME": start, "PY_RETURN": finish, "PY_YIELD": finish,
@@ -125,7 +125,7 @@ def _make_callbacks(rec, recorder):
 
     if "builtin" in rec.layers:
         def call(code, offset, func, arg0):
-            if not codes.get(code):
+            if not codes.get(id(code)):
                 return DISABLE
             if type(func) in c_types and get_ident() == thread:
                 key = ckey(func)
@@ -133,13 +133,13 @@ def _make_callbacks(rec, recorder):
                     append((C_CALL, key, now(), None))
 
         def c_return(code, offset, func, arg0):
-            if type(func) in c_types and codes.get(code) and get_ident() == thread:
+            if type(func) in c_types and codes.get(id(code)) and get_ident() == thread:
                 key = ckey(func)
                 if key is not None:
                     append((C_RETURN, key, now(), None))
 
         def c_raise(code, offset, func, arg0):
-            if type(func) in c_types and codes.get(code) and get_ident() == thread:
+            if type(func) in c_types and codes.get(id(code)) and get_ident() == thread:
                 key = ckey(func)
                 if key is not None:
                     append((C_RETURN, key, now(), RAISED))

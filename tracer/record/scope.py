@@ -27,8 +27,10 @@ class Scope:
             raise ValueError("include is empty: name at least one package, such as 'torch'")
         self.names = names
         self._prefixes = tuple(n + "." for n in names)
-        self.codes: dict = {}  # code object -> bool, filled on first sight
-        self.modules: dict = {}  # kept code object -> its module's name
+        # Keyed by id(code): code objects compare equal when only their file differs (two empty __init__.py).
+        self.codes: dict = {}  # id(code) -> bool, filled on first sight
+        self.modules: dict = {}  # id(kept code) -> its module's name
+        self._seen: list = []  # the code objects classified, kept alive so that no id is reused meanwhile
         self._c_types: dict | None = None
 
     def __repr__(self):
@@ -38,9 +40,10 @@ class Scope:
         return bool(module) and (module in self.names or module.startswith(self._prefixes))
 
     def classify_code(self, code, module_name) -> bool:
-        keep = self.codes[code] = self.has_module(module_name)
+        keep = self.codes[id(code)] = self.has_module(module_name)
+        self._seen.append(code)
         if keep:
-            self.modules[code] = module_name
+            self.modules[id(code)] = module_name
         return keep
 
     def classify_builtin(self, func):

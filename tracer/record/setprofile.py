@@ -87,7 +87,7 @@ def _make_callback(rec, recorder):
     def callback(frame, event, arg):
         if event == "call":
             code = frame.f_code
-            keep = codes.get(code)
+            keep = codes.get(id(code))
             if keep is None:
                 keep = classify(code, frame.f_globals.get("__name__"))
             if keep:
@@ -98,14 +98,14 @@ def _make_callback(rec, recorder):
                 append((CALL, code, now(), summarise_frame(code, frame.f_locals) if want_args else None))
         elif event == "return":
             code = frame.f_code
-            if codes.get(code):
+            if codes.get(id(code)):
                 error = None
                 if arg is None:
                     op = code.co_code[frame.f_lasti]
                     if op not in normal_exits:
                         error = RAISED_HERE if op == _RAISE else RAISED
                 append((RETURN, code, now(), error))
-        elif want_c and codes.get(frame.f_code):
+        elif want_c and codes.get(id(frame.f_code)):
             key = ckey(arg)
             if key is not None:
                 if event == "c_call":

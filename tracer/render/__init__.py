@@ -4,15 +4,18 @@ from __future__ import annotations
 
 
 def fold(children):
-    """Runs of consecutive sibling leaves with the same name and kind, as (first call, count) pairs."""
+    """Runs of consecutive sibling leaves of the same function (name, place, kind, error), as (first call, count) pairs."""
     out = []
     for call in children:
-        if out and not call.children and not out[-1][0].children and out[-1][0].name == call.name \
-                and out[-1][0].kind == call.kind and out[-1][0].error == call.error:
+        if out and not call.children and not out[-1][0].children and _same_function(out[-1][0], call):
             out[-1][1] += 1
         else:
             out.append([call, 1])
     return out
+
+
+def _same_function(a, b) -> bool:
+    return (a.name, a.module, a.relpath, a.line, a.kind, a.error) == (b.name, b.module, b.relpath, b.line, b.kind, b.error)
 
 
 def format_args(args: dict, limit: int = 6) -> str:
