@@ -123,6 +123,11 @@ def test_generator_resumptions_hang_under_the_resumer_and_depth_never_drifts(sam
     assert all(c.depth == 1 for c in t.root.children)
     assert [names(c) for c in t.root.children if c.name == "gen"] == [["helper"]] * 3 + [[]]
     assert t.root.children[-1].children[0].depth == 2
+    gens = [c for c in t.root.children if c.name == "gen"]
+    assert [g.resumed for g in gens] == [False, True, True, True]
+    assert gens[0].args == {"n": "3"} and gens[1].args == {}  # a resumption has no arguments of its own
+    assert "gen  sample/__init__.py:" in str(t) and "(resumed)" in str(t)
+    assert [c.resumed for c in tracer.load(t.to_json()).calls] == [c.resumed for c in t.calls]
 
 
 def test_coroutine_resumptions_never_drift_in_depth(sample, backend):
@@ -330,7 +335,7 @@ def test_command_line_reports_bad_input_and_failing_code(tmp_path):
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring needs Python 3.12+")
 def test_both_backends_give_the_same_tree(sample):
     def shape(t):
-        return [(c.name, c.depth, c.args) for c in t.calls]
+        return [(c.name, c.depth, c.args, c.resumed) for c in t.calls]
 
     trees = []
     for backend in ("setprofile", "sys.monitoring"):

@@ -10,13 +10,14 @@ import time
 
 from . import source
 from .record import Recording
-from .record.events import ATEN_CALL, ATEN_RETURN, C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RETURN, TRUNCATED
+from .record.events import (ATEN_CALL, ATEN_RETURN, C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RESUME, RETURN,
+                            TRUNCATED)
 
 class Call:
     """One call that ran: a Python function, a C function of the traced package, or an ATen operator."""
 
     __slots__ = ("name", "module", "relpath", "line", "kind", "args", "error", "start_ns", "duration_ns",
-                 "children", "parent", "depth", "file", "open", "pinned_url")
+                 "children", "parent", "depth", "file", "open", "resumed", "pinned_url")
 
     def __init__(self, name, module=None, relpath=None, line=None, kind="python", args=None, error=None,
                  start_ns=0, duration_ns=0, file=None, parent=None):
@@ -34,6 +35,7 @@ class Call:
         self.parent = parent
         self.depth = 0 if parent is None else parent.depth + 1
         self.open = False  # still running when recording stopped (truncated, or the block ended inside it)
+        self.resumed = False  # a generator or coroutine going on from a yield/await, not a new call
         self.pinned_url = None  # a loaded trace keeps the links it was saved with
 
     @property
@@ -145,7 +147,7 @@ class Trace:
             parent = copies[id(c.parent)] if c is not call else None
             copy = Call(c.name, c.module, c.relpath, c.line, c.kind, c.args, c.error, c.start_ns, c.duration_ns,
                         c.file, parent)
-            copy.open = c.open
+            copy.open, copy.resumed = c.open, c.resumed
             if parent is not None:
                 parent.children.append(copy)
             copies[id(c)] = copy
@@ -257,7 +259,7 @@ def build(rec: Recording, exc_type=None):
         stack.append(call)
 
     for index, (kind, what, t, extra) in enumerate(events):
-        if kind == CALL:
+        if kind == CALL or kind == RESUME:
             if in_aten:
                 continue
             info = python_info.get(id(what))  # by identity: the events keep each code object alive
@@ -265,7 +267,9 @@ def build(rec: Recording, exc_type=None):
                 info = python_info[id(what)] = _python_info(what, modules.get(id(what)))
             parent = kept_parent(what, id(what) in machinery)
             if parent is not None:
-                attach(Call(info[0], info[1], info[2], info[3], "python", extra, None, t, 0, info[4], parent))
+                call = Call(info[0], info[1], info[2], info[3], "python", extra, None, t, 0, info[4], parent)
+                call.resumed = kind == RESUME
+                attach(call)
         elif kind == C_CALL:
             if in_aten:
                 continue

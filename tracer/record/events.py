@@ -5,7 +5,7 @@
 URLs) is resolved once, when the tree is built.
 """
 
-CALL, RETURN, C_CALL, C_RETURN, ATEN_CALL, ATEN_RETURN, TRUNCATED = range(7)
+CALL, RETURN, C_CALL, C_RETURN, ATEN_CALL, ATEN_RETURN, TRUNCATED, RESUME = range(8)  # RESUME: a generator goes on
 
 RAISED = "exception"  # the error of a call that unwound when the backend cannot see the exception's type
 RAISED_HERE = "exception raised here"  # the same, unwinding from a raise statement in that very call

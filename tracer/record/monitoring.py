@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from .events import C_CALL, C_RETURN, CALL, RAISED, RETURN, TRUNCATED
+from .events import C_CALL, C_RETURN, CALL, RAISED, RESUME, RETURN, TRUNCATED
 from .summary import summarise_frame
 
 # 2 is PROFILER_ID (cProfile, profilers); 0 and 1 are the debugger's and coverage's.
@@ -103,6 +103,21 @@ def _make_callbacks(rec, recorder):
             return None
         append((CALL, code, now(), summarise_frame(code, getframe(1).f_locals) if want_args else None))
 
+    def resume(code, offset):
+        keep = codes.get(id(code))
+        if keep is None:
+            keep = classify(code, getframe(1).f_globals.get("__name__"))
+        if not keep:
+            return DISABLE
+        if get_ident() != thread:
+            rec.other_thread_events += 1
+            return None
+        if len(events) >= cap:
+            append((TRUNCATED, code, now(), None))
+            recorder.truncate()
+            return None
+        append((RESUME, code, now(), None))
+
     def finish(code, offset, value):
         keep = codes.get(id(code))
         if keep is None:
@@ -118,9 +133,9 @@ def _make_callbacks(rec, recorder):
 
     def throw(code, offset, exception):
         if codes.get(id(code)) and get_ident() == thread:
-            append((CALL, code, now(), None))
+            append((RESUME, code, now(), None))
 
-    callbacks = {"PY_START": start, "PY_RESUME": start, "PY_RETURN": finish, "PY_YIELD": finish,
+    callbacks = {"PY_START": start, "PY_RESUME": resume, "PY_RETURN": finish, "PY_YIELD": finish,
                  "PY_UNWIND": unwind, "PY_THROW": throw}
 
     if "builtin" in rec.layers:

@@ -6,12 +6,15 @@ import dis
 import sys
 import threading
 
-from .events import C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RETURN, TRUNCATED
+from .events import C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RESUME, RETURN, TRUNCATED
 from .summary import summarise_frame
 
 # A profile 'return' with arg None is a normal return of None, a yield of None, or an unwind:
 # the instruction the frame stopped at tells which.
 _RAISE = dis.opmap["RAISE_VARARGS"]
+# Is a 'call' a generator going on? 3.11+ stop at RESUME, whose argument is 0 only at the start of a
+# function; 3.10 starts a fresh frame at instruction -1.
+_RESUME_HAS_WHERE = sys.version_info >= (3, 11)
 _NORMAL_EXITS = frozenset(dis.opmap[name] for name in ("RETURN_VALUE", "YIELD_VALUE", "RETURN_CONST", "RETURN_GENERATOR") if name in dis.opmap)
 
 
@@ -83,6 +86,7 @@ def _make_callback(rec, recorder):
     want_args = rec.args
     cap = rec.max_events
     normal_exits = _NORMAL_EXITS
+    resume_has_where = _RESUME_HAS_WHERE
 
     def callback(frame, event, arg):
         if event == "call":
@@ -95,7 +99,11 @@ def _make_callback(rec, recorder):
                     append((TRUNCATED, code, now(), None))
                     recorder.truncate()
                     return
-                append((CALL, code, now(), summarise_frame(code, frame.f_locals) if want_args else None))
+                lasti = frame.f_lasti
+                if code.co_code[lasti + 1] if resume_has_where else lasti >= 0:
+                    append((RESUME, code, now(), None))  # its arguments were shown where it started
+                else:
+                    append((CALL, code, now(), summarise_frame(code, frame.f_locals) if want_args else None))
         elif event == "return":
             code = frame.f_code
             if codes.get(id(code)):

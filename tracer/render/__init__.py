@@ -15,7 +15,8 @@ def fold(children):
 
 
 def _same_function(a, b) -> bool:
-    return (a.name, a.module, a.relpath, a.line, a.kind, a.error) == (b.name, b.module, b.relpath, b.line, b.kind, b.error)
+    return ((a.name, a.module, a.relpath, a.line, a.kind, a.error, a.resumed)
+            == (b.name, b.module, b.relpath, b.line, b.kind, b.error, b.resumed))
 
 
 def format_args(args: dict, limit: int = 6) -> str:

@@ -383,8 +383,8 @@ def _row(call, n) -> str:
            f'<span style="{STYLES["name"]}">{_esc(call.label)}</span>')
     if n > 1:
         out += f'<span style="{STYLES["count"]}"> x {n:,}</span>'
-    if call.args and n == 1:
-        out += f' <span style="{STYLES["args"]}">{_esc(format_args(call.args))}</span>'
+    if _args_text(call) and n == 1:
+        out += f' <span style="{STYLES["args"]}">{_esc(_args_text(call))}</span>'
     url = _safe_url(call.url)
     if _location(call) and url:
         out += f' <a href="{_esc(url)}" style="{STYLES["link"]}">{_esc(_location(call))}</a>'
@@ -463,7 +463,7 @@ def _table(calls, sizes) -> dict:
         if key not in function_ids:
             function_ids[key] = len(functions)
             functions.append([call.label, call.kind, _location(call), _safe_url(call.url)])
-        texts = (format_args(call.args) if call.args else "", _status(call) if call.error or call.open else "")
+        texts = (_args_text(call), _status(call) if call.error or call.open else "")
         for text in texts:
             if text not in string_ids:
                 string_ids[text] = len(strings)
@@ -500,6 +500,12 @@ def _esc(text) -> str:
 
 def _location(call) -> str:
     return "" if call.kind == "builtin" else call.location
+
+
+def _args_text(call) -> str:
+    """The argument summaries; a resumed generator has none of its own and says that it went on."""
+    text = format_args(call.args) if call.args else ""
+    return f"(resumed) {text}".rstrip() if call.resumed else text
 
 
 def _status(call) -> str:

@@ -8,7 +8,8 @@ Schema ``tracer-trace`` version 1: one object,
 ``calls`` lists every call in call order (preorder); ``parent`` is the id of the enclosing call
 (null for the root, id 0). Each call has ``name``, ``module``, ``relpath``, ``line``, ``url`` (pinned when
 saved: a loaded trace keeps it, whatever torch is installed where it is loaded), ``kind``
-(python, builtin, aten, block), ``args`` (name -> summary), ``error``, ``open``, ``start_ns`` and
+(python, builtin, aten, block), ``args`` (name -> summary), ``error``, ``open``, ``resumed`` (a generator
+or coroutine going on, not a new call), ``start_ns`` and
 ``duration_ns``. A flat list, not nested objects, so that a 10,000-deep tree loads without recursion.
 """
 
@@ -21,7 +22,7 @@ from ..model import Call, Trace
 
 SCHEMA = "tracer-trace"
 VERSION = 1
-FIELDS = ("name", "module", "relpath", "line", "kind", "args", "error", "open", "start_ns", "duration_ns")
+FIELDS = ("name", "module", "relpath", "line", "kind", "args", "error", "open", "resumed", "start_ns", "duration_ns")
 
 
 def to_dict(trace) -> dict:
@@ -62,6 +63,7 @@ def from_dict(data: dict, origin: str = "the data") -> Trace:
         for field in FIELDS:
             setattr(call, field, row.get(field))
         call.args = call.args or {}
+        call.open, call.resumed = bool(call.open), bool(call.resumed)
         call.pinned_url = row.get("url")
         if parent is not None:
             parent.children.append(call)

@@ -24,6 +24,8 @@ def lines(trace, depth=None, times=False, args=True):
             segs.append((f" [{call.kind}]", call.kind))
         if call.location and call.kind != "builtin":
             segs.append((f"  {call.location}", "where"))
+        if call.resumed:
+            segs.append(("  (resumed)", "note"))
         if args and call.args and n == 1:
             segs.append((f"  {format_args(call.args)}", "args"))
         if call.error:
