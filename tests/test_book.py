@@ -214,8 +214,20 @@ def test_summary_table_lists_every_chapter(built):
 
 def test_only_passing_chapters_are_written_to_notebooks(built):
     assert sorted(path.name for path in built.notebooks.iterdir()) == ["01-passing.ipynb", "04-skipped.ipynb"]
-    assert "02-failing-claim.ipynb left as it was" in built.out
-    assert "05-caught-claim.ipynb left as it was" in built.out
+    for name in ("02-failing-claim", "05-caught-claim"):
+        target = book.display_path(built.notebooks / f"{name}.ipynb")
+        assert f"no notebook written ({target} does not exist)" in built.out
+    assert "left as it was" not in built.out
+
+
+def test_a_failing_chapter_leaves_an_earlier_notebook_as_it_was(built, tmp_path):
+    earlier = tmp_path / "02-failing-claim.ipynb"
+    shutil.copy(built.notebooks / "01-passing.ipynb", earlier)
+    before = earlier.read_bytes()
+    result = run_main("build", "2", "--chapters-dir", built.chapters, "--notebooks", tmp_path, "--no-site")
+    assert result.code == 1
+    assert f"{book.display_path(earlier)} left as it was" in result.out and "no notebook written" not in result.out
+    assert earlier.read_bytes() == before
 
 
 def test_notebook_has_outputs_hidden_solutions_slides_and_clean_metadata(built):
@@ -250,7 +262,9 @@ def test_site_has_index_pages_slides_and_ledger(built):
             assert (built.site / target).is_file()
     assert re.search(r'<tr class="failed"><td><a href="03-raising.html">03. Raising</a></td><td>failed</td>', index)
     page = (built.site / "01-passing.html").read_text(encoding="utf-8")
-    solution = page[page.index('<details class="solution"><summary>Solution</summary>'):]
+    solution = page[page.index('<details class="solution"><summary>'):]
+    summary = solution[:solution.index("</summary>")]
+    assert re.sub(r"<[^>]+>", "", summary) == "Solution"
     assert "bias-free" in solution[:solution.index("</details>")]
     slides = (built.site / "01-passing.slides.html").read_text(encoding="utf-8")
     assert '<script src="reveal.js/dist/reveal.js">' in slides and "Reveal.initialize" in slides
@@ -299,7 +313,21 @@ def test_chapters_are_chosen_by_number_or_path(built):
     assert [path.stem for path in every] == list(CHAPTERS)
     assert book.chapter_files(built.chapters, ["2", "04"]) == [every[1], every[3]]
     assert book.chapter_files(built.chapters, [str(every[0])]) == [every[0]]
-    assert run_main("build", "9", "--chapters-dir", built.chapters).code == 2
+    result = run_main("build", "9", "--chapters-dir", built.chapters)
+    assert result.code == 2
+    assert result.err.strip().endswith(f"no chapter '9' in {book.display_path(built.chapters)}: the chapters are "
+                                       f"{', '.join(CHAPTERS)}")
+
+
+def test_without_a_chapters_folder_the_command_says_where_to_run_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outside the repository: no chapters/ here
+    for argv in (["build"], ["build", "2"], ["check-sync"]):
+        result = run_main(*argv)
+        assert result.code == 2, argv
+        assert "no folder of chapters at 'chapters': run from the repository root, or pass --chapters-dir" in result.err
+    (tmp_path / "chapters").mkdir()
+    result = run_main("build", "2")
+    assert result.code == 2 and "no chapter '2' in chapters: it holds none" in result.err
 
 
 def test_headings_inside_code_fences_do_not_split_markdown():

@@ -347,6 +347,10 @@ tracer.step_through(walk)
 tracer.link(torch.nn.Module.state_dict)
 ```
 
+```{code-cell} ipython3
+tracer.read(torch.nn.Module.state_dict, lines=3)
+```
+
 ## Exercises
 
 How many calls to `deep` does `main` make?
@@ -415,7 +419,11 @@ def test_chapter_page_with_javascript(browser, chapter):
     tab.js("document.querySelector('[data-go=\"1\"]').click()")
     assert shown_steps(tab) == ["1"]
     assert tab.js(f"document.querySelector('a[href=\"{chapter['link']}\"]') !== null")
+    assert_args_table_is_plain(tab)
+    assert_excerpt_is_set_as_code(tab)
+    assert_solution_in_the_text_column(tab)
     assert_solution_opens(tab)
+    assert_long_output_lines_scroll(tab)
     assert_no_injected_markup(browser, tab)
     assert not tab.page_errors()
     assert_offline(tab, chapter["page"])
@@ -424,12 +432,57 @@ def test_chapter_page_with_javascript(browser, chapter):
 def assert_solution_opens(tab):
     """The solution sits in a shut <details> headed "Solution"; opening it shows the cell and its output."""
     assert tab.js("document.querySelectorAll('details.solution').length") == 1
-    assert tab.js("document.querySelector('details.solution > summary').innerText") == "Solution"
+    assert tab.js("document.querySelector('details.solution > summary').innerText.trim()") == "Solution"
     assert tab.js("document.querySelector('details.solution').open") is False
     assert "calls to deep:" not in tab.text()
     tab.js("document.querySelector('details.solution > summary').click()")
     assert tab.js("document.querySelector('details.solution').open") is True
     assert re.search(r"calls to deep: \d+", tab.text())
+
+
+def assert_solution_in_the_text_column(tab):
+    """The toggle's text starts where the text of the markdown cell beside it does, at the same size."""
+    label, text = tab.js(
+        "(() => { const label = document.querySelector('details.solution > summary .solution-label');"
+        " const cell = label.closest('section') || document;"
+        " const text = [...cell.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown')].pop();"
+        " return [label, text].map(e => [Math.round(e.getBoundingClientRect().left), getComputedStyle(e).fontSize]); })()")
+    assert label == text
+
+
+def assert_long_output_lines_scroll(tab):
+    """An output line wider than its column scrolls sideways: it is not broken, inside a word or anywhere."""
+    one_line, long_line, scrolls = tab.js(
+        "(() => { const pre = document.querySelector('details.solution .jp-OutputArea-output pre');"
+        " pre.textContent = 'requires_grad=True'; const one = pre.clientHeight;"
+        " pre.textContent = 'requires_grad=True '.repeat(60);"
+        " return [one, pre.clientHeight, pre.scrollWidth > pre.clientWidth]; })()")
+    assert long_line == one_line and scrolls
+
+
+def assert_excerpt_is_set_as_code(tab):
+    """tracer.read's excerpt (a Markdown output) is in the code cells' face and size, not the prose's."""
+    faces = tab.js("[document.querySelector('.jp-RenderedMarkdown.jp-OutputArea-output pre'),"
+                   " document.querySelector('.jp-CodeCell .highlight > pre')]"
+                   ".map(e => [getComputedStyle(e).fontFamily, getComputedStyle(e).fontSize])")
+    assert faces[0] == faces[1]
+
+
+def assert_args_table_is_plain(tab):
+    """The step's argument table: no stripes, no rules, the view's own type size."""
+    cells = tab.js("(() => { const table = document.querySelector('[data-step] table');"
+                   " const view = getComputedStyle(table.closest('.tracer-view')).fontSize;"
+                   " return [...table.querySelectorAll('tr, td')].map(e => { const style = getComputedStyle(e);"
+                   " return [style.backgroundColor, style.borderBottomStyle, style.fontSize === view]; }); })()")
+    assert cells and set(map(tuple, cells)) == {("rgba(0, 0, 0, 0)", "none", True)}
+
+
+def show_slide_of(tab, selector):
+    """Go to the slide that holds the first element matching `selector`."""
+    tab.js(f"(() => {{ const slide = document.querySelector('{selector}').closest('.slides > section > section');"
+           " Reveal.slide([...slide.parentElement.parentElement.children].indexOf(slide.parentElement),"
+           " [...slide.parentElement.children].indexOf(slide)); })()")
+    tab.wait_until(f"document.querySelector('{selector}').closest('section.present > section.present') !== null")
 
 
 def open_slides(browser, chapter):
@@ -461,16 +514,44 @@ def test_step_through_in_the_slides_is_not_taken_for_slides(browser, chapter):
     if tab.js("Reveal.getTotalSlides()") != slides:
         failures.append(f"Reveal counts {tab.js('Reveal.getTotalSlides()')} slides; the chapter makes {slides}")
     # On its slide, the step-through shows its first step alone, and moves.
-    tab.js("(() => { const slide = document.querySelector('[data-step]').closest('.slides > section > section');"
-           " Reveal.slide([...slide.parentElement.parentElement.children].indexOf(slide.parentElement),"
-           " [...slide.parentElement.children].indexOf(slide)); })()")
-    tab.wait_until("document.querySelector('[data-step]').closest('section.present > section.present') !== null")
+    show_slide_of(tab, "[data-step]")
     if shown_steps(tab) != ["0"]:
         failures.append(f"arriving at the step-through's slide shows steps {shown_steps(tab)}")
     tab.js("document.querySelector('.slides section.present [data-go=\"1\"]').click()")
     if shown_steps(tab) != ["1"]:
         failures.append(f"after next, the step-through shows steps {shown_steps(tab)}")
+    # With the view focused, its keys step it and leave the deck where it is.
+    where = "JSON.stringify(Reveal.getIndices())"
+    slide = tab.js(where)
+    last = str(tab.js("document.querySelectorAll('[data-step]').length") - 1)
+    tab.js("document.querySelector('.slides section.present .tracer-view').focus()")
+    for key, code, steps in (("ArrowRight", 39, ["2"]), ("ArrowLeft", 37, ["1"]), ("End", 35, [last]), ("Home", 36, ["0"])):
+        tab.key(key, code)
+        if shown_steps(tab) != steps or tab.js(where) != slide:
+            failures.append(f"{key} in the view: steps {shown_steps(tab)}, slide {tab.js(where)}")
     assert not failures, failures
+
+
+@pytest.mark.chapter
+def test_slides_keep_code_and_outputs_whole_and_readable(browser, chapter):
+    tab = open_slides(browser, chapter)
+    show_slide_of(tab, "[data-step]")
+    assert_args_table_is_plain(tab)
+    # A trace reads at the code's size; a code line wider than the slide scrolls inside its cell, none of it cut off.
+    sizes = tab.js("(() => { const section = document.querySelector('section.present > section.present');"
+                   " return [section.querySelector('.tracer-view'), section.querySelector('.highlight > pre')]"
+                   ".map(e => getComputedStyle(e).fontSize); })()")
+    assert sizes[0] == sizes[1]
+    scrolls, clipped = tab.js(
+        "(() => { const pre = document.querySelector('section.present > section.present .highlight > pre');"
+        " pre.textContent = 'total = ' + 'step + '.repeat(60); const editor = pre.closest('.jp-InputArea-editor');"
+        " return [pre.scrollWidth > pre.clientWidth, editor.scrollWidth > editor.clientWidth]; })()")
+    assert scrolls and not clipped
+    show_slide_of(tab, "details.solution")
+    assert_solution_in_the_text_column(tab)
+    tab.js("document.querySelector('details.solution > summary').click()")
+    assert_long_output_lines_scroll(tab)
+    assert not tab.page_errors()
 
 
 @pytest.mark.chapter

@@ -68,9 +68,19 @@ def chapter_files(chapters_dir: Path, selected=()) -> list[Path]:
         else:
             matches = [Path(item)] if Path(item).is_file() else []
         if not matches:
-            raise FileNotFoundError(f"no chapter {item!r} in {chapters_dir}")
+            there = f"the chapters are {', '.join(path.stem for path in every)}" if every else "it holds none"
+            raise FileNotFoundError(missing_chapters_dir(chapters_dir)
+                                    or f"no chapter {item!r} in {display_path(chapters_dir)}: {there}")
         chosen.extend(matches)
     return chosen
+
+
+def missing_chapters_dir(chapters_dir: Path) -> str | None:
+    """What to do when the chapters' folder is not there (the command run outside the repository, say), else None."""
+    if chapters_dir.is_dir():
+        return None
+    where = display_path(chapters_dir)
+    return f"no folder of chapters at {where!r}: run from the repository root, or pass --chapters-dir"
 
 
 def read_chapter(path: Path) -> nbformat.NotebookNode:
@@ -331,19 +341,56 @@ def sync_problems(chapters_dir: Path, notebooks_dir: Path) -> list[str]:
 
 # -- the site ---------------------------------------------------------------------------------------
 
-SOLUTION_CSS = """
+# After the notebook's own CSS in both templates. The slides' reveal theme comes later still, so rules that it
+# also sets name `.reveal` or an output class to outrank it.
+BOOK_CSS = """
 <style>
-details.solution { margin: 0.5em 0; border-left: 3px solid #8a8; padding-left: 0.5em; }
-details.solution > summary { cursor: pointer; font-weight: bold; }
 nav.book { font-family: sans-serif; margin: 0.5em 1em; }
-.reveal .slides > section > section { max-height: 100%; overflow-y: auto; }
+/* a long output line scrolls rather than breaking inside a word, so trees and tables keep their columns */
+.jp-OutputArea-output pre { white-space: pre; word-break: normal; overflow-wrap: normal; overflow-x: auto; }
+/* code in a Markdown output (tracer.read's excerpts) is set as code: nbconvert's page gives it the prose's face */
+.jp-OutputArea-output.jp-RenderedMarkdown pre { font-family: var(--jp-code-font-family); font-size: var(--jp-code-font-size); }
+/* the solution's toggle: bold text in the cells' text column (SOLUTION_CELL lays it out as a cell) */
+details.solution > summary { display: block; list-style: none; cursor: pointer; padding: var(--jp-cell-padding); }
+details.solution > summary::-webkit-details-marker { display: none; }
+details.solution .solution-label { font-weight: bold; }
+details.solution .solution-label::before { content: "\\25b8  "; }
+details.solution[open] .solution-label::before { content: "\\25be  "; }
+/* a trace's argument tables are key-value lists, not the notebook's striped, ruled data tables */
+.jp-OutputArea-output .tracer-view table { font-size: inherit; }
+.jp-OutputArea-output .tracer-view tr:nth-child(n) { background: transparent; }
+.jp-OutputArea-output .tracer-view td, .jp-OutputArea-output .tracer-view th { border: none; }
 </style>
 """
 
+# Chapters' code lines run to about 120 characters: a 16:10 slide this wide, with a smaller code face than nbconvert's,
+# holds most of them, and what is still wider scrolls sideways instead of being cut at the slide's edge.
+SLIDE_WIDTH, SLIDE_HEIGHT = 1280, 800
+SLIDES_CSS = """
+<style>
+:root { --jp-code-font-size: 16px; }
+.reveal .slides > section > section { max-height: 100%; overflow-y: auto; }
+.reveal div.highlight > pre { overflow-x: auto; box-sizing: border-box; }
+.reveal .jp-OutputArea-output { overflow-x: auto; }
+.reveal .jp-OutputArea-output pre { width: auto; box-shadow: none; }
+/* a trace's own 12.5 px suits a notebook; on a slide it reads at the code's size, one call a line */
+.reveal .tracer-view { font-size: var(--jp-code-font-size) !important; }
+.reveal .tracer-view summary, .reveal .tracer-view div { white-space: nowrap; }
+/* the reveal root's 42 px would reach the toggle, which lies outside any notebook cell */
+.reveal details.solution > summary { font-size: var(--jp-content-font-size1); }
+</style>
+"""
+
+# The toggle is laid out as a markdown cell is (collapser, empty prompt, text), so it lines up with the cells whatever
+# the widths: the page hides the collapser, the slides show it, and their prompts differ.
+SOLUTION_LABEL = ('<span class="jp-Cell-inputWrapper">'
+                  '<span class="jp-Collapser jp-InputCollapser jp-Cell-inputCollapser"></span>'
+                  '<span class="jp-InputArea jp-Cell-inputArea"><span class="jp-InputPrompt jp-InputArea-prompt"></span>'
+                  '<span class="jp-RenderedHTMLCommon jp-MarkdownOutput solution-label">Solution</span></span></span>')
 SOLUTION_CELL = """
 {% block codecell %}
 {%- if 'solution' in cell.metadata.get('tags', []) -%}
-<details class="solution"><summary>Solution</summary>{{ super() }}</details>
+<details class="solution"><summary>""" + SOLUTION_LABEL + """</summary>{{ super() }}</details>
 {%- else -%}{{ super() }}{%- endif -%}
 {% endblock codecell %}
 """
@@ -353,7 +400,7 @@ PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {% block html_head_js_requirejs %}{% endblock %}
 {% block html_head_js_mathjax %}{% endblock %}
 {% block html_head_js_mermaidjs %}{% endblock %}
-{% block extra_css %}""" + SOLUTION_CSS + """{% endblock %}
+{% block html_head_css %}""" + BOOK_CSS + """{% endblock %}
 {% block body_header %}{{ super() }}
 <nav class="book"><a href="index.html">Contents</a> · <a href="{{ resources.book.slides }}">Slides</a>
  · <a href="{{ resources.book.notebook }}">Notebook</a></nav>
@@ -364,13 +411,16 @@ PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 SLIDES_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {% block html_head_js %}{% endblock %}
 {% block html_head_js_mathjax %}{% endblock %}
-{% block html_head_css %}""" + SOLUTION_CSS + """{% endblock %}
+{% block html_head_css %}""" + BOOK_CSS + SLIDES_CSS + """{% endblock %}
 {% block footer_js %}
 <script src="{{ resources.reveal.url_prefix }}/dist/reveal.js"></script>
 <script src="{{ resources.reveal.url_prefix }}/plugin/notes/notes.js"></script>
 <script>
+// keys pressed in a trace view are the view's (the step-through takes arrows, Home and End), not the deck's
+function outsideTraceViews(event) { return !(event.target.closest && event.target.closest(".tracer-view")); }
 Reveal.initialize({controls: true, progress: true, history: true, transition: "{{ resources.reveal.transition }}",
-                   plugins: [RevealNotes], width: 1100, height: 760});
+                   plugins: [RevealNotes], width: """ + str(SLIDE_WIDTH) + """, height: """ + str(SLIDE_HEIGHT) + """,
+                   keyboardCondition: outsideTraceViews});
 </script>
 {% endblock footer_js %}
 """ + SOLUTION_CELL
@@ -526,10 +576,17 @@ def build(paths: list[Path], notebooks_dir: Path, site: Path | None, cache: Path
         if run.status == "passed":
             write_notebook(run, notebooks_dir)
         else:
-            print(f"    {display_path(notebooks_dir)}/{run.name}.ipynb left as it was", flush=True)
+            print(f"    {kept_notebook(notebooks_dir / f'{run.name}.ipynb')}", flush=True)
     if site is not None:
         write_site(runs, site, reveal, all_chapters)
     return runs
+
+
+def kept_notebook(target: Path) -> str:
+    """What a failed chapter did to its notebook: nothing, whether or not an earlier build wrote one."""
+    if target.is_file():
+        return f"{display_path(target)} left as it was"
+    return f"no notebook written ({display_path(target)} does not exist)"
 
 
 def report_run(run: ChapterRun, progress: str) -> None:
@@ -569,6 +626,10 @@ def main(argv=None) -> int:
         argv.insert(0, "build")
     opts = parser().parse_args(argv)
     if opts.command == "check-sync":
+        missing = missing_chapters_dir(opts.chapters_dir)
+        if missing:
+            print(f"python -m tracer.book: {missing}", file=sys.stderr)
+            return 2
         return report(sync_problems(opts.chapters_dir, opts.notebooks), "notebooks out of sync with their chapters")
     try:
         paths = chapter_files(opts.chapters_dir, opts.chapters)
@@ -576,7 +637,8 @@ def main(argv=None) -> int:
         print(f"python -m tracer.book: {error}", file=sys.stderr)
         return 2
     if not paths:
-        print(f"python -m tracer.book: no chapters in {opts.chapters_dir}", file=sys.stderr)
+        none = missing_chapters_dir(opts.chapters_dir) or f"no NN-slug.md chapters in {display_path(opts.chapters_dir)}"
+        print(f"python -m tracer.book: {none}", file=sys.stderr)
         return 2
     try:
         runs = build(paths, opts.notebooks, None if opts.no_site else opts.site, opts.cache,

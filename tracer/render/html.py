@@ -48,8 +48,8 @@ STYLES = {
     "source": "margin:.15em 0 .3em;padding:.35em .6em;background:rgba(128,128,128,.1);overflow:auto;"
               "max-height:24em;font:inherit",
     "lineno": "opacity:.5;user-select:none", "section": f"padding:.5em 0;border-top:1px solid {_FAINT}",
-    "table": "border-collapse:collapse;margin:.3em 0",
-    "cell": "padding:.1em .8em .1em 0;text-align:left;vertical-align:top;background:transparent",
+    "table": "border-collapse:collapse;margin:.3em 0;font-size:inherit",
+    "cell": "padding:.1em .8em .1em 0;text-align:left;vertical-align:top;background:transparent;border:none",
 }
 BADGES = {kind: f"color:{colour};border:1px solid {colour};border-radius:3px;padding:0 .3em;margin-right:.4em;"
                 "font-size:85%" for kind, (_, colour, _) in KINDS.items()}
@@ -183,9 +183,11 @@ STEPS_JS = r"""
   var page = root.hasAttribute("data-page");  // a page of its own takes the keys; in a notebook, only with focus
   (page ? document : root).addEventListener("keydown", function (e) {
     var go = {ArrowRight: 1, ArrowLeft: -1}[e.key];  // up and down still scroll
-    if (go) { show(at + go); e.preventDefault(); e.stopPropagation(); }
-    else if (e.key === "Home") show(0);
-    else if (e.key === "End") show(steps.length - 1);
+    var to = {Home: 0, End: steps.length - 1}[e.key];
+    if (go) show(at + go);
+    else if (to !== undefined) show(to);
+    else return;
+    e.preventDefault(); e.stopPropagation();  // the host page (slides, a notebook) must not act on it too
   });
   show(0);
   if (page) root.focus();
@@ -233,7 +235,7 @@ def render_diff(diff) -> str:
     if not rows:
         return f'<div style="{STYLES["view"]}">{_esc(diff)}</div>'
     td = f'<td style="{STYLES["cell"]}">'
-    body = "".join(f"<tr>{td}{what}</td>{td}<b>{_esc(name)}</b></td>{td}{a}</td>{td}{b}</td></tr>"
+    body = "".join(f'<tr style="background:transparent">{td}{what}</td>{td}<b>{_esc(name)}</b></td>{td}{a}</td>{td}{b}</td></tr>'
                    for what, name, a, b in [("", "call", "a", "b"), *rows])
     summary = f"{len(diff.only_a):,} only in a, {len(diff.only_b):,} only in b, {len(diff.changed):,} with different counts"
     return (f'<div style="{STYLES["view"]}"><div style="{STYLES["head"]}">{summary}</div>'
@@ -482,7 +484,8 @@ def _step_html(call, k, n) -> str:
     path = [c.name for c in call.ancestors() if c.kind != "block"][::-1]
     trail = ("... &gt; " if len(path) > 6 else "") + _esc(" > ".join(path[-6:]))
     td = f'<td style="{STYLES["cell"]}">'
-    args = "".join(f"<tr>{td}{_esc(name)}</td>{td}{_esc(value)}</td></tr>" for name, value in call.args.items())
+    args = "".join(f'<tr style="background:transparent">{td}{_esc(name)}</td>{td}{_esc(value)}</td></tr>'
+                   for name, value in call.args.items())
     text = _source_of(call)
     note = f'<div style="{STYLES["note"]}">'
     return (f'<div data-step="{k}" style="{STYLES["section"]}">'
