@@ -88,35 +88,25 @@ def _make_callbacks(rec, recorder):
     getframe = sys._getframe
     c_types = _C_TYPES
 
-    def start(code, offset):
-        keep = codes.get(id(code))
-        if keep is None:
-            keep = classify(code, getframe(1).f_globals.get("__name__"))
-        if not keep:
-            return DISABLE
-        if get_ident() != thread:
-            rec.other_thread_events += 1
-            return None
-        if len(events) >= cap:
-            append((TRUNCATED, code, now(), None))
-            recorder.truncate()
-            return None
-        append((CALL, code, now(), summarise_frame(code, getframe(1).f_locals) if want_args else None))
+    def opener(kind, with_args):
+        """The callback for a frame that starts (CALL, with its arguments) or goes on (RESUME)."""
+        def on_open(code, offset):
+            keep = codes.get(id(code))
+            if keep is None:
+                keep = classify(code, getframe(1).f_globals.get("__name__"))
+            if not keep:
+                return DISABLE
+            if get_ident() != thread:
+                rec.other_thread_events += 1
+                return None
+            if len(events) >= cap:
+                append((TRUNCATED, code, now(), None))
+                recorder.truncate()
+                return None
+            append((kind, code, now(), summarise_frame(code, getframe(1).f_locals) if with_args else None))
+        return on_open
 
-    def resume(code, offset):
-        keep = codes.get(id(code))
-        if keep is None:
-            keep = classify(code, getframe(1).f_globals.get("__name__"))
-        if not keep:
-            return DISABLE
-        if get_ident() != thread:
-            rec.other_thread_events += 1
-            return None
-        if len(events) >= cap:
-            append((TRUNCATED, code, now(), None))
-            recorder.truncate()
-            return None
-        append((RESUME, code, now(), None))
+    start, resume = opener(CALL, want_args), opener(RESUME, False)
 
     def finish(code, offset, value):
         keep = codes.get(id(code))
