@@ -14,7 +14,7 @@ import itertools
 import json
 from collections import deque
 
-from . import fold, format_args, format_ns
+from . import fold, format_args
 
 NODE_BUDGET = 400  # rows in the static HTML: a notebook output stays light, a browser shows it at once
 STATIC_DEPTH = 24  # levels below the block in the static HTML
