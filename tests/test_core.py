@@ -101,6 +101,39 @@ def test_profile_function_is_restored(sample):
     assert any("was paused during the block" in note for note in t.meta["notes"])
 
 
+def test_cprofile_is_turned_on_again(sample):
+    import cProfile
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        with tracer.trace(include=("sample",), backend="setprofile") as t:
+            sample.helper(1)
+        sample.outer(1)  # profiled again after the block
+    finally:
+        profile.disable()
+    assert names(t.root) == ["helper"]
+    assert any(entry.code.co_name == "outer" for entry in profile.getstats() if hasattr(entry.code, "co_name"))
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="viztracer sets a C profile function on 3.10/3.11 only")
+def test_a_profile_set_from_c_is_switched_off_with_a_note(sample):
+    """viztracer installs a non-callable object as its profile function when made: that cannot be put back."""
+    viztracer = pytest.importorskip("viztracer", reason="viztracer (a pinned requirement) is not installed")
+    viz = viztracer.VizTracer(verbose=0, register_global=False)
+    try:
+        before = sys.getprofile()
+        assert before is not None and not callable(before)
+        with tracer.trace(include=("sample",), backend="setprofile") as t:
+            sample.helper(1)
+        assert sys.getprofile() is None
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)
+    assert names(t.root) == ["helper"]
+    assert any("cannot be put back from Python" in note for note in t.meta["notes"])
+    del viz
+
+
 def test_nested_traces_both_record(sample, backend):
     with tracer.trace(include=("sample",), backend=backend) as outer:
         sample.helper(1)

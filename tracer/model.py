@@ -10,6 +10,7 @@ import time
 
 from . import source
 from .record import Recording
+from .record.summary import frame_args
 from .record.events import (ATEN_CALL, ATEN_RETURN, C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RESUME, RETURN,
                             TRUNCATED)
 
@@ -267,7 +268,8 @@ def build(rec: Recording, exc_type=None):
                 info = python_info[id(what)] = _python_info(what, modules.get(id(what)))
             parent = kept_parent(what, id(what) in machinery)
             if parent is not None:
-                call = Call(info[0], info[1], info[2], info[3], "python", extra, None, t, 0, info[4], parent)
+                args = frame_args(what, extra) if extra is not None else None
+                call = Call(info[0], info[1], info[2], info[3], "python", args, None, t, 0, info[4], parent)
                 call.resumed = kind == RESUME
                 attach(call)
         elif kind == C_CALL:

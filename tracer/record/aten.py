@@ -68,8 +68,13 @@ def _machinery_codes():
     return codes
 
 
-def _summarise_op(func, args, kwargs):
-    names = [a.name for a in func._schema.arguments]
+def _summarise_op(func, args, kwargs, _names={}):
+    # By id: an OpOverload's __hash__ is Python, which the python layer would record inside every operator.
+    # The entry holds the operator, so its id is not reused.
+    entry = _names.get(id(func))
+    if entry is None:
+        entry = _names[id(func)] = (func, tuple(a.name for a in func._schema.arguments))
+    names = entry[1]
     out = {}
     for i, value in enumerate(args):
         out[names[i] if i < len(names) else f"arg{i}"] = summarise(value)

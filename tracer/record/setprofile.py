@@ -33,8 +33,12 @@ class ProfileRecorder:
         callback = self.callback = _make_callback(rec, self)
         outer = self._previous
         if outer is not None and not getattr(outer, "_tracer_callback", False):
-            rec.notes.append(f"the profile function already installed ({type(outer).__name__}) was paused "
-                             "during the block and put back after it")
+            if _can_restore(outer):
+                rec.notes.append(f"the profile function already installed ({type(outer).__name__}) was paused "
+                                 "during the block and put back after it")
+            else:
+                rec.notes.append(f"the profile function already installed ({type(outer).__name__}) was set from C "
+                                 "and cannot be put back from Python: it is off after the block; restart its profiler")
         if getattr(outer, "_tracer_callback", False):
             # An enclosing trace is recording: feed both, so that both blocks get their events.
             def chained(frame, event, arg, _inner=callback, _outer=outer):
@@ -60,11 +64,23 @@ class ProfileRecorder:
 
     def _restore(self):
         previous = self._previous
-        if type(previous).__module__ in ("_lsprof", "cProfile"):
+        if _is_cprofile(previous):
             sys.setprofile(None)
             previous.enable()  # a C-level profiler cannot be handed back through sys.setprofile
-        else:
+        elif _can_restore(previous):
             sys.setprofile(previous)
+        else:  # set from C with a non-callable object (viztracer's, say): see the note made at start
+            sys.setprofile(None)
+
+
+def _is_cprofile(profile) -> bool:
+    return type(profile).__module__ in ("_lsprof", "cProfile")
+
+
+def _can_restore(profile) -> bool:
+    """sys.getprofile() gives back what sys.setprofile took, or a C profiler's own object: only a callable
+    can be installed again from Python, and only cProfile's is known to be turned on again by a method."""
+    return profile is None or _is_cprofile(profile) or callable(profile)
 
 
 def _thread_counter(rec):
@@ -78,41 +94,48 @@ def _make_callback(rec, recorder):
     events = rec.events
     append = events.append
     now = rec.clock
-    scope = rec.scope
-    codes = scope.codes
-    classify = scope.classify_code
+    classify = rec.scope.classify_code
     ckey = rec.builtin_key
     want_c = "builtin" in rec.layers
     want_args = rec.args
     cap = rec.max_events
     normal_exits = _NORMAL_EXITS
     resume_has_where = _RESUME_HAS_WHERE
+    # id(code) -> its bytecode when kept, else False: reading co_code on 3.11 copies the bytecode, so it
+    # is read once per code object. (The scope keeps each classified code object alive: no id is reused.)
+    codes: dict = {}
+
+    def bytecode_of(code, frame):
+        keep = classify(code, frame.f_globals.get("__name__"))
+        co = codes[id(code)] = code.co_code if keep else False
+        return co
 
     def callback(frame, event, arg):
         if event == "call":
             code = frame.f_code
-            keep = codes.get(id(code))
-            if keep is None:
-                keep = classify(code, frame.f_globals.get("__name__"))
-            if keep:
+            co = codes.get(id(code))
+            if co is None:
+                co = bytecode_of(code, frame)
+            if co:
                 if len(events) >= cap:
                     append((TRUNCATED, code, now(), None))
                     recorder.truncate()
                     return
                 lasti = frame.f_lasti
-                if code.co_code[lasti + 1] if resume_has_where else lasti >= 0:
+                if co[lasti + 1] if resume_has_where else lasti >= 0:
                     append((RESUME, code, now(), None))  # its arguments were shown where it started
                 else:
                     append((CALL, code, now(), summarise_frame(code, frame.f_locals) if want_args else None))
         elif event == "return":
             code = frame.f_code
-            if codes.get(id(code)):
-                error = None
+            co = codes.get(id(code))
+            if co:
                 if arg is None:
-                    op = code.co_code[frame.f_lasti]
+                    op = co[frame.f_lasti]
                     if op not in normal_exits:
-                        error = RAISED_HERE if op == _RAISE else RAISED
-                append((RETURN, code, now(), error))
+                        append((RETURN, code, now(), RAISED_HERE if op == _RAISE else RAISED))
+                        return
+                append((RETURN, code, now(), None))
         elif want_c and codes.get(id(frame.f_code)):
             key = ckey(arg)
             if key is not None:

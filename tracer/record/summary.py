@@ -31,16 +31,34 @@ def summarise(value) -> str:
         return kind.__name__
 
 
-def summarise_frame(code, f_locals) -> dict[str, str]:
-    """The arguments of a frame that has just started, by parameter name."""
+def summarise_frame(code, f_locals) -> tuple:
+    """The arguments of a frame that has just started: their summaries in the order of
+    ``argument_names(code)``, None for one that is unbound. A tuple holds them in a third of a dict's memory."""
+    names = _arg_names.get(code)
+    if names is None:
+        if len(_arg_names) >= _MAX_CODES:
+            _arg_names.clear()
+        names = _arg_names[code] = argument_names(code)
+    return tuple([summarise(f_locals[name]) if name in f_locals else None for name in names])
+
+
+def frame_args(code, summaries) -> dict[str, str]:
+    """summarise_frame's tuple as {parameter name: summary}."""
+    names = _arg_names.get(code) or argument_names(code)
+    return {name: text for name, text in zip(names, summaries) if text is not None}
+
+
+def argument_names(code) -> tuple[str, ...]:
+    """The parameter names of a code object, *args and **kwargs included."""
     nargs = code.co_argcount + code.co_kwonlyargcount
     flags = code.co_flags
     nargs += bool(flags & 0x04) + bool(flags & 0x08)  # *args, **kwargs
-    out = {}
-    for name in code.co_varnames[:nargs]:
-        if name in f_locals:
-            out[name] = summarise(f_locals[name])
-    return out
+    return code.co_varnames[:nargs]
+
+
+# Keyed by the code object itself: equal code objects (same body, another file) have the same names.
+_arg_names: dict = {}
+_MAX_CODES = 100_000
 
 
 def _is_tensor_type(kind: type) -> bool:
@@ -59,23 +77,58 @@ def _tensor_subclass(value) -> str:
 
 
 def _tensor(value) -> str:
-    dtype = str(value.dtype).rpartition(".")[2]
-    text = f"{_DTYPES.get(dtype, dtype)}[{', '.join(map(str, value.shape))}] {value.device}"
-    if value.requires_grad:
+    # Formatting a shape and a device costs microseconds: each distinct kind of tensor is formatted once,
+    # and every call with such a tensor shares the one string.
+    key = (value.dtype, value.shape, value.device, value.requires_grad, type(value))
+    text = _tensor_texts.get(key)
+    if text is None:
+        if len(_tensor_texts) >= _MAX_TENSOR_TEXTS:
+            _tensor_texts.clear()
+        text = _tensor_texts[key] = _tensor_text(*key)
+    return text
+
+
+def _tensor_text(dtype, shape, device, requires_grad, kind) -> str:
+    dtype = str(dtype).rpartition(".")[2]
+    text = f"{_DTYPES.get(dtype, dtype)}[{', '.join(map(str, shape))}] {device}"
+    if requires_grad:
         text += " requires_grad"
-    name = type(value).__name__
+    name = kind.__name__
     return text if name == "Tensor" else f"{name} {text}"
+
+
+_tensor_texts: dict = {}
+_MAX_TENSOR_TEXTS = 50_000
 
 
 def _string(value: str) -> str:
     return repr(value) if len(value) <= _MAX_STR else f"str[{len(value)}]"
 
 
+def _shared(fn):
+    """fn, with one string per distinct value: recording keeps many copies of the same few summaries."""
+    texts: dict = {}
+
+    def shared(value):
+        text = texts.get(value)
+        if text is None:
+            if len(texts) >= _MAX_SHARED:
+                texts.clear()
+            text = texts[value] = fn(value)
+        return text
+    return shared
+
+
+_MAX_SHARED = 10_000
+
+
 def _summariser_for(kind: type):
+    if kind in (int, bool, type(None)):  # one dict per type: True == 1 (floats not at all: 0.0 == -0.0)
+        return _shared(repr)
     if kind in _SCALARS:
         return repr
     if kind is str:
-        return _string
+        return _shared(_string)
     if kind in (list, tuple, dict, set, frozenset):
         return lambda v: f"{kind.__name__}[{len(v)}]"
     if _is_tensor_type(kind):
