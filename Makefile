@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup book test test-core clean
+.PHONY: setup book test test-core bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { echo "$(PYTHON) cannot make virtual environments: install its venv module (Debian/Ubuntu: apt-get install python3-venv), or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -20,12 +20,19 @@ book: setup
 
 test: setup
 	bash .ci/install-browser.sh
+	bash benchmarks/setup-pythons.sh
 	$(PY) -m pytest
 	bash .ci/test-core.sh
 
 # The torch-free core on the other Pythons that are installed (sys.monitoring runs on 3.12 and newer).
 test-core:
 	bash .ci/test-core.sh
+
+# What tracing costs, against viztracer, cProfile and torch.profiler: writes benchmarks/RESULTS.md (about
+# 15 minutes; BENCH_ARGS=--smoke for one repetition).
+bench: setup
+	bash benchmarks/setup-pythons.sh
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv3.* site build

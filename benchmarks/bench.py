@@ -1,0 +1,514 @@
+"""What tracing costs: the tracer against viztracer, cProfile and torch.profiler, side by side.
+
+    .venv/bin/python benchmarks/bench.py              # the full run: writes benchmarks/RESULTS.md
+    .venv/bin/python benchmarks/bench.py --smoke      # one repetition, to keep the script working
+
+Every number comes from one process on one machine. Within a workload the modes take turns
+(A B C A B C ...), and each is reported as its median and its overhead factor, traced / untraced - 1.
+The torch-free workload runs in a child process on each Python that is installed (benchmarks/core.py).
+
+Words used in the results:
+  call    one recorded function, C function or operator call (with its return);
+  event   one entry of the tracer's raw list: a call and its return are two events.
+The tracer's time is its recording (hooks in, workload, hooks out); building the tree after it is
+reported on its own. viztracer's time leaves out parsing its buffer; torch.profiler's includes its own
+post-processing, which its context manager does on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT)]
+
+import timing  # noqa: E402
+from timing import interleave, overhead  # noqa: E402
+
+import tracer  # noqa: E402
+from tracer.model import Trace, build  # noqa: E402
+from tracer.record import Recording  # noqa: E402
+from tracer.record.events import ATEN_CALL, C_CALL, CALL, RESUME  # noqa: E402
+
+INCLUDE = ("torch", "torchvision")
+CALL_KINDS = (CALL, RESUME, C_CALL, ATEN_CALL)
+TRACER_MODES = {  # mode -> trace() options
+    "tracer python": dict(layers=("python",)),
+    "tracer python+builtin": dict(layers=("python", "builtin")),
+    "tracer python+builtin+aten": dict(layers=("python", "builtin", "aten")),
+    "tracer aten": dict(layers=("aten",)),
+    "tracer aten, no args": dict(layers=("aten",), args=False),
+}
+
+
+# -- workloads ----------------------------------------------------------------------------------
+
+def make_workloads():
+    """The four torch workloads of the issue, on generated data (nothing is downloaded)."""
+    import torch
+    import torchvision
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    resnet_eval = torchvision.models.resnet18(weights=None).eval()
+    image = torch.randn(1, 3, 224, 224)
+
+    def resnet18_forward():
+        with torch.no_grad():
+            resnet_eval(image)
+
+    items = 2_048
+    dataset = TensorDataset(torch.randn(items, 3, 32, 32), torch.randint(0, 10, (items,)))
+    loader = DataLoader(dataset, batch_size=32, shuffle=True, num_workers=0,
+                        generator=torch.Generator().manual_seed(0))
+
+    def dataloader_epochs():
+        for _ in range(3):
+            for _batch in loader:
+                pass
+
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    target = torchvision.models.resnet18(weights=None)
+
+    def load_state_dict_x10():
+        for _ in range(10):
+            target.load_state_dict(state)
+
+    resnet_train = torchvision.models.resnet18(weights=None).train()
+
+    def resnet18_forward_backward():
+        resnet_train(image).sum().backward()
+        resnet_train.zero_grad(set_to_none=True)
+
+    return {
+        "resnet18 forward": resnet18_forward,
+        "DataLoader, 3 epochs": dataloader_epochs,
+        "load_state_dict x10": load_state_dict_x10,
+        "resnet18 forward+backward": resnet18_forward_backward,
+    }
+
+
+# -- modes: each runs the workload once and says what it recorded -------------------------------
+
+def untraced(workload):
+    workload()
+
+
+def tracer_mode(options):
+    def run(workload):
+        rec = Recording(include=INCLUDE, **options)
+        t0 = timing.clock()
+        rec.start()
+        try:
+            workload()
+        finally:
+            rec.stop()
+        seconds = timing.clock() - t0
+        t1 = timing.clock()
+        build(rec)
+        return {"seconds": seconds, "build_s": timing.clock() - t1, "events": len(rec.events),
+                "calls": sum(1 for e in rec.events if e[0] in CALL_KINDS)}
+    return run
+
+
+def viztracer_mode(c_functions: bool):
+    from viztracer import VizTracer
+    import torch
+    import torchvision
+    # viztracer records nothing below a frame it does not record, so the workloads' own file is in too:
+    # a handful of calls per run.
+    files = [str(Path(m.__file__).parent) + os.sep for m in (torch, torchvision)] + [__file__]
+
+    def run(workload):
+        viz = VizTracer(tracer_entries=4_000_000, verbose=0, register_global=False,
+                        include_files=files, ignore_c_function=not c_functions)
+        t0 = timing.clock()
+        viz.start()
+        try:
+            workload()
+        finally:
+            viz.stop()
+        seconds = timing.clock() - t0
+        return {"seconds": seconds, "calls": viz.parse()}
+    return run
+
+
+def cprofile_mode(workload):
+    profile = cProfile.Profile()
+    t0 = timing.clock()
+    profile.enable()
+    try:
+        workload()
+    finally:
+        profile.disable()
+    seconds = timing.clock() - t0
+    return {"seconds": seconds, "calls": sum(entry.callcount for entry in profile.getstats())}
+
+
+def torch_profiler_mode(**options):
+    import torch.profiler as tp
+
+    def run(workload):
+        t0 = timing.clock()
+        with tp.profile(activities=[tp.ProfilerActivity.CPU], **options) as prof:
+            workload()
+        seconds = timing.clock() - t0
+        return {"seconds": seconds, "calls": len(prof.events())}
+    return run
+
+
+def dispatch_floor_mode():
+    """The least an operator-level recorder can do: a bare TorchDispatchMode keeping op names."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class OpNames(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    def run(workload):
+        with OpNames() as mode:
+            workload()
+        return {"calls": len(mode.names)}
+    return run
+
+
+def make_modes(skip_viztracer_reason):
+    modes = {"untraced": untraced}
+    modes.update({name: tracer_mode(options) for name, options in TRACER_MODES.items()})
+    if not skip_viztracer_reason:
+        modes["viztracer"] = viztracer_mode(c_functions=False)
+        modes["viztracer +C"] = viztracer_mode(c_functions=True)
+    modes["cProfile"] = cprofile_mode
+    modes["torch.profiler"] = torch_profiler_mode()
+    modes["torch.profiler shapes+stack"] = torch_profiler_mode(record_shapes=True, with_stack=True)
+    modes["TorchDispatchMode floor"] = dispatch_floor_mode()
+    return modes
+
+
+# -- per-event memory and export sizes (untimed runs) --------------------------------------------
+
+def recording_memory(workload, options):
+    """Bytes that recording holds per event, from tracemalloc: the peak while recording, less the
+    untraced workload's own peak."""
+    def peak(run):
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            result = run()
+            return tracemalloc.get_traced_memory()[1] - base, result
+        finally:
+            tracemalloc.stop()
+
+    untraced_peak, _ = peak(workload)
+
+    def recorded():
+        rec = Recording(include=INCLUDE, **options)
+        rec.start()
+        try:
+            workload()
+        finally:
+            rec.stop()
+        return rec
+
+    traced_peak, rec = peak(recorded)
+    events = len(rec.events)
+    held = max(traced_peak - untraced_peak, 0)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        trace = Trace(None, *build(rec))
+        tree_bytes = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    return {"events": events, "bytes_per_event": held / events if events else None,
+            "tree_bytes_per_call": tree_bytes / max(len(trace), 1), "trace": trace}
+
+
+def export_sizes(trace):
+    from tracer.render.html import render_page
+    calls = max(len(trace), 1)
+    return {"json": len(trace.to_json().encode()) / calls,
+            "perfetto": len(trace.to_perfetto().encode()) / calls,
+            "html": len(render_page(trace).encode()) / calls}
+
+
+# -- rendering 100,000 calls ---------------------------------------------------------------------
+
+def rendering(workload, calls_wanted):
+    """Record the DataLoader workload with python+builtin until the trace holds `calls_wanted` calls
+    (a truncated trace: recording stops at the cap), then time text and HTML."""
+    from tracer.render.html import render_page
+    t = tracer.trace(layers=("python", "builtin"), include=INCLUDE, max_events=2 * calls_wanted)
+    with t:
+        while len(t._recording.events) < 2 * calls_wanted and t._recording._python is not None:
+            workload()
+    n = len(t)
+    out = {"calls": n}
+    for name, render in (("text", lambda: t.to_text()), ("html", lambda: render_page(t))):
+        best = None
+        for _ in range(3):
+            t0 = timing.clock()
+            text = render()
+            seconds = timing.clock() - t0
+            best = seconds if best is None else min(best, seconds)
+        out[name] = {"seconds": best, "bytes": len(text.encode())}
+    return out
+
+
+# -- the book and the torch-free workload ----------------------------------------------------------
+
+def book_build():
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()  # a child process: wall time
+        done = subprocess.run([sys.executable, "-m", "tracer", "book", "build", "--notebooks", f"{tmp}/notebooks",
+                               "--site", f"{tmp}/site"], cwd=ROOT, capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+    if done.returncode:
+        raise SystemExit(f"the book build failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return {"seconds": seconds, "summary": done.stdout.strip().splitlines()[-6:]}
+
+
+def interpreters():
+    """Each Python that can run the torch-free workload: this one, and 3.12/3.13 venvs made by `make bench`."""
+    found = [("this Python", sys.executable)]
+    for version in ("3.12", "3.13"):
+        path = ROOT / f".venv{version}" / "bin" / "python"
+        if path.exists():
+            found.append((f"Python {version}", str(path)))
+    return found
+
+
+def core_runs(smoke, repeat):
+    runs = []
+    for label, python in interpreters():
+        command = [python, str(HERE / "core.py"), "--json", "--repeat", str(repeat)] + (["--smoke"] if smoke else [])
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"benchmarks/core.py failed on {python}:\n{done.stderr[-3000:]}")
+        runs.append(json.loads(done.stdout))
+    return runs
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+def versions():
+    import torch
+    import torchvision
+    out = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+           "torch commit": torch.version.git_version[:12]}
+    try:
+        import viztracer
+        out["viztracer"] = viztracer.__version__
+    except ImportError:
+        out["viztracer"] = None
+    return out
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def fmt_s(s):
+    return f"{s * 1e3:,.1f} ms" if s < 10 else f"{s:,.1f} s"
+
+
+def fmt(x, spec=",.0f"):
+    return "–" if x is None else format(x, spec)
+
+
+def report(meta, results, memory, sizes, render, book, core, targets) -> str:
+    out = [f"# Benchmarks: what tracing costs", "",
+           f"Measured {meta['date']} by `benchmarks/bench.py{' --smoke' if meta['smoke'] else ''}`, "
+           f"{meta['repeat']} interleaved repetitions per mode (medians).", "",
+           f"- machine: {meta['machine']}",
+           "- " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v), "",
+           "Overhead is traced / untraced - 1 (0.5: half as long again). A *call* is one recorded function, C",
+           "function or operator call; an *event* is one entry of the tracer's raw list (a call and its return",
+           "are two). The tracer's time is its recording; building the call tree afterwards is the *build* column.",
+           "viztracer's time leaves out parsing its buffer; torch.profiler's includes the post-processing its",
+           "context manager does on exit. cProfile counts every Python and C call, not only torch's.", ""]
+    out += ["## Targets", ""] + [f"- {'met' if ok else '**missed**'}: {text}" for ok, text in targets] + [""]
+    for workload, modes in results.items():
+        base = modes["untraced"]["median"]
+        out += [f"## {workload}", "", f"untraced: {fmt_s(base)}", "",
+                "| mode | median | overhead | calls | ns per call | build |", "|---|---:|---:|---:|---:|---:|"]
+        for name, entry in modes.items():
+            if name == "untraced":
+                continue
+            last = entry["last"]
+            calls = last.get("calls")
+            extra = entry["median"] - base
+            per_call = extra / calls * 1e9 if calls else None
+            build_s = last.get("build_s")
+            out.append(f"| {name} | {fmt_s(entry['median'])} | {overhead(entry['median'], base):.2f} | {fmt(calls)} "
+                       f"| {fmt(per_call)} | {fmt_s(build_s) if build_s is not None else ''} |")
+        out.append("")
+    out += ["## Memory and export size", "",
+            "Memory is tracemalloc's peak while recording, less the untraced workload's own; the tree is",
+            "what building it allocates. Export sizes are bytes per call in the tree.", "",
+            "| workload, mode | events | bytes per event | per 100k events | tree bytes per call | JSON | Perfetto | HTML |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for (workload, mode), m in memory.items():
+        s = sizes.get((workload, mode), {})
+        per = m["bytes_per_event"]
+        out.append(f"| {workload}, {mode} | {m['events']:,} | {fmt(per)} | {fmt(per * 1e5 / 2**20 if per else None, '.1f')} MiB "
+                   f"| {fmt(m['tree_bytes_per_call'])} | {fmt(s.get('json'))} | {fmt(s.get('perfetto'))} | {fmt(s.get('html'))} |")
+    out += ["", "## Rendering", "",
+            f"A trace of {render['calls']:,} calls (the DataLoader workload, python+builtin, stopped at the cap):", "",
+            f"- text (`t.to_text()`): {fmt_s(render['text']['seconds'])}, {render['text']['bytes'] / 2**20:.1f} MiB",
+            f"- HTML page (`render_page`): {fmt_s(render['html']['seconds'])}, {render['html']['bytes'] / 2**20:.1f} MiB", ""]
+    out += ["## Torch-free workload (benchmarks/core.py)", "",
+            "Many small calls in an included package and about as many in an excluded one, on each Python",
+            "installed. *with tree* is the tracer's whole `with` block; *recording* leaves out building the tree,",
+            "as viztracer's time leaves out parsing.", ""]
+    for run in core:
+        base = run["modes"]["untraced"]["median_s"]
+        out += [f"Python {run['python']} (backend: {run['backend']}), {run['calls_per_run']:,} Python calls a run, "
+                f"untraced {fmt_s(base)}:", "",
+                "| mode | median | overhead, with tree | overhead, recording | calls | ns per call, recording |",
+                "|---|---:|---:|---:|---:|---:|"]
+        for name, m in run["modes"].items():
+            if name == "untraced":
+                continue
+            recording = m.get("record_overhead", m["overhead"])
+            seconds = m.get("record_median_s", m["median_s"])
+            per_call = (seconds - base) / m["calls"] * 1e9 if m.get("calls") else None
+            with_tree = f"{m['overhead']:.2f}" if "record_overhead" in m else ""
+            out.append(f"| {name} | {fmt_s(m['median_s'])} | {with_tree} | {recording:.2f} | {fmt(m.get('calls'))} "
+                       f"| {fmt(per_call)} |")
+        if run.get("viztracer_missing"):
+            out.append(f"\nviztracer left out: {run['viztracer_missing']}")
+        out.append("")
+    out += ["## The book", ""]
+    if book:
+        out += [f"Building every chapter headless (`python -m tracer book build`, site included): {book['seconds']:.1f} s.", ""]
+    else:
+        out += ["Not built in this run (`--no-book`).", ""]
+    return "\n".join(out)
+
+
+def check_targets(results, memory, render, core):
+    targets = []
+
+    def factor(workload, mode):
+        modes = results[workload]
+        return overhead(modes[mode]["median"], modes["untraced"]["median"])
+
+    py = platform.python_version()
+    for workload in ("DataLoader, 3 epochs", "load_state_dict x10"):
+        if workload not in results:
+            continue
+        for ours, theirs in (("tracer python", "viztracer"), ("tracer python+builtin", "viztracer +C")):
+            if theirs in results[workload]:
+                a, b = factor(workload, ours), factor(workload, theirs)
+                targets.append((a <= 1.5 * b, f"{workload}, Python {py}: {ours} overhead {a:.2f} "
+                                f"<= 1.5 x {theirs}'s {b:.2f} (ratio {a / b:.2f})"))
+    for run in core:
+        if run["backend"] != "sys.monitoring":
+            continue
+        modes = run["modes"]
+        for ours, theirs in (("tracer python", "viztracer"), ("tracer python+builtin", "viztracer +C")):
+            if ours in modes and theirs in modes:
+                a, b = modes[ours]["record_overhead"], modes[theirs]["overhead"]
+                targets.append((a <= b, f"torch-free workload, Python {run['python']} sys.monitoring: {ours} "
+                                f"recording overhead {a:.2f} <= {theirs}'s {b:.2f} (ratio {a / b:.2f})"))
+    for workload, modes in results.items():
+        floor = factor(workload, "TorchDispatchMode floor")
+        for ours in ("tracer aten", "tracer aten, no args"):
+            a = factor(workload, ours)
+            targets.append((a <= 1.2 * floor, f"{workload}: {ours} overhead {a:.3f} <= 1.2 x the bare "
+                            f"TorchDispatchMode's {floor:.3f} (ratio {a / floor if floor > 0 else float('inf'):.2f})"))
+    for (workload, mode), m in memory.items():
+        if m["bytes_per_event"] is not None:
+            targets.append((m["bytes_per_event"] <= 200, f"{workload}, {mode}: {m['bytes_per_event']:.0f} bytes "
+                            "per event while recording <= 200"))
+    for name in ("text", "html"):
+        s = render[name]["seconds"]
+        targets.append((s < 2, f"rendering {render['calls']:,} calls to {name}: {s:.2f} s < 2 s"))
+    return targets
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--smoke", action="store_true", help="one repetition, no book build: proves the script works")
+    p.add_argument("--repeat", type=int, default=None, help="repetitions per mode (default 15; 1 with --smoke)")
+    p.add_argument("--workload", action="append", help="only this workload (repeatable)")
+    p.add_argument("--no-book", action="store_true", help="leave out the book build")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time with this thread's CPU time instead of wall time: steadier on a busy machine")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where the report goes (default: benchmarks/RESULTS.md; build/bench-smoke.md with --smoke)")
+    args = p.parse_args(argv)
+    repeat = args.repeat or (1 if args.smoke else 15)
+    if repeat < 1:
+        p.error("--repeat must be 1 or more")
+    timing.use_cpu_time(args.cpu_time)
+    out_path = args.out or (ROOT / "build" / "bench-smoke.md" if args.smoke else HERE / "RESULTS.md")
+    try:
+        import viztracer  # noqa: F401
+        no_viz = None
+    except ImportError:
+        no_viz = "viztracer is not installed (make bench installs it)"
+        print(f"note: {no_viz}; its modes are left out", file=sys.stderr)
+
+    workloads = make_workloads()
+    if args.workload:
+        unknown = set(args.workload) - set(workloads)
+        if unknown:
+            p.error(f"unknown workload {sorted(unknown)}: choose from {list(workloads)}")
+        workloads = {k: v for k, v in workloads.items() if k in args.workload}
+    modes = make_modes(no_viz)
+    results, memory, sizes = {}, {}, {}
+    for name, workload in workloads.items():
+        print(f"{name}: {len(modes)} modes x {repeat}", file=sys.stderr, flush=True)
+        results[name] = interleave(workload, modes, repeat, warmup=1)
+        for mode in ("tracer python", "tracer python+builtin+aten"):
+            m = memory[(name, mode)] = recording_memory(workload, TRACER_MODES[mode])
+            sizes[(name, mode)] = export_sizes(m.pop("trace"))
+    print("rendering", file=sys.stderr, flush=True)
+    loader = workloads.get("DataLoader, 3 epochs") or make_workloads()["DataLoader, 3 epochs"]
+    render = rendering(loader, 100_000)
+    print("torch-free workload", file=sys.stderr, flush=True)
+    core = core_runs(args.smoke, repeat)
+    book = None if args.smoke or args.no_book else book_build()
+    meta = {"date": datetime.date.today().isoformat(), "smoke": args.smoke, "repeat": repeat,
+            "machine": machine(), "versions": versions()}
+    targets = check_targets(results, memory, render, core)
+    text = report(meta, results, memory, sizes, render, book, core, targets)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    print(f"\nwritten: {out_path.relative_to(ROOT) if out_path.is_relative_to(ROOT) else out_path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,675 @@
+/* The setprofile backend's callback in C, for Python 3.10 and 3.11.
+ *
+ * setprofile.py's `_make_callback` builds a Python function that CPython calls on every call, return
+ * and C call of the traced block; the call through the profile trampoline alone costs about as much
+ * as a whole C tracer. This module does the same work as a C profile function installed with
+ * PyEval_SetProfile, and appends exactly the same 4-tuples (kind, what, time_ns, extra) to the same
+ * events list:
+ *
+ *   call      (CALL, code, t, summarise_frame(code, f_locals) or None)  a function starts
+ *             (RESUME, code, t, None)                                   a generator goes on
+ *             (TRUNCATED, code, t, None), then truncate()               at the cap
+ *   return    (RETURN, code, t, None | RAISED | RAISED_HERE)
+ *   c_call    (C_CALL, key, t, None)              key = builtin_key(func), when not None
+ *   c_return  (C_RETURN, key, t, None)            and c_exception: (C_RETURN, key, t, RAISED)
+ *
+ * Only code objects in the include set are recorded; `classify(code, module_name)` decides, once per
+ * code object, and fills the `codes` dict (id(code) -> bool) that is the one record of its decisions.
+ * The Profiler keeps a small pointer table in front of that dict so that the common case costs no
+ * allocation; the table holds a reference to each code object it names, so no id is reused meanwhile.
+ *
+ * Times come from _PyTime_GetPerfCounter, the very clock of time.perf_counter_ns, so they compare
+ * with the Recording's start and stop stamps.
+ *
+ * An error inside the callback (in classify, builtin_key, summarise_frame, truncate, or memory) must
+ * never break the traced program: CPython would raise it in the traced frame, since a C profile
+ * function that returns -1 fails the frame. An Exception is therefore cleared, counted in the
+ * Profiler's `errors`, and the event is not recorded. A BaseException that is not an Exception
+ * (KeyboardInterrupt while a Python helper ran, SystemExit) is let through to the program.
+ *
+ * A Profiler is also callable as profiler(frame, event, arg), the signature of a sys.setprofile
+ * function, and says `_tracer_callback = True`: sys.getprofile() returns it, and an enclosing trace
+ * can call it. Given `chain`, it feeds that profile function after itself (directly in C when `chain`
+ * is a Profiler too), which is how a trace nested in another trace records into both.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+
+#if PY_VERSION_HEX < 0x030A0000 || PY_VERSION_HEX >= 0x030C0000
+#error "_fastprofile is for Python 3.10 and 3.11: 3.12+ record with sys.monitoring"
+#endif
+
+/* -- the code table: code object -> keep, in front of the `codes` dict ------------------------------ */
+
+typedef struct {
+    PyObject *code;  /* a strong reference, or NULL for an empty slot */
+    int keep;
+} CodeSlot;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *events;       /* the Recording's list */
+    PyObject *codes;        /* id(code) -> bool, filled by classify */
+    PyObject *classify;     /* classify(code, module_name) -> bool */
+    PyObject *ckey;         /* builtin_key(func) -> (module, name) or None */
+    PyObject *summarise;    /* summarise_frame(code, f_locals) -> args */
+    PyObject *truncate;     /* called once the cap is reached */
+    PyObject *chain;        /* a profile function to feed after this one, or NULL */
+    PyObject *k_call, *k_return, *k_c_call, *k_c_return, *k_truncated, *k_resume;  /* event kinds */
+    PyObject *raised, *raised_here;                                               /* return errors */
+    int want_c;             /* the builtin layer: record C calls */
+    int want_args;          /* summarise the arguments of each call */
+    Py_ssize_t cap;         /* max_events */
+    Py_ssize_t errors;      /* events dropped because the callback failed */
+    unsigned char exit_error[256];  /* opcode -> 0 for a normal exit, 1 RAISED, 2 RAISED_HERE */
+    CodeSlot *slots;
+    size_t mask;            /* number of slots - 1; a power of two less one */
+    size_t used;
+} Profiler;
+
+static PyTypeObject Profiler_Type;
+static PyObject *str_name;        /* "__name__" */
+static PyObject *event_names[8];  /* PyTrace_* -> the event's name, as sys.setprofile gives it */
+
+static size_t
+slot_hash(PyObject *code)
+{
+    /* Fibonacci hashing of the address; objects are 16-byte aligned, so the low bits say nothing. */
+    return (size_t)(((uintptr_t)code >> 4) * (uintptr_t)0x9E3779B97F4A7C15ULL);
+}
+
+static CodeSlot *
+slot_find(Profiler *self, PyObject *code)
+{
+    size_t i = slot_hash(code) & self->mask;
+    while (self->slots[i].code != NULL && self->slots[i].code != code)
+        i = (i + 1) & self->mask;
+    return &self->slots[i];
+}
+
+static int
+slot_grow(Profiler *self)
+{
+    size_t old_size = self->mask + 1, new_size = old_size * 2;
+    CodeSlot *old = self->slots, *fresh = PyMem_Calloc(new_size, sizeof(CodeSlot));
+    if (fresh == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->slots = fresh;
+    self->mask = new_size - 1;
+    for (size_t i = 0; i < old_size; i++)
+        if (old[i].code != NULL)
+            *slot_find(self, old[i].code) = old[i];
+    PyMem_Free(old);
+    return 0;
+}
+
+static int
+slot_remember(Profiler *self, PyObject *code, int keep)
+{
+    if ((self->used + 1) * 2 > self->mask + 1 && slot_grow(self) < 0)
+        return -1;
+    CodeSlot *slot = slot_find(self, code);
+    if (slot->code == NULL) {
+        Py_INCREF(code);
+        slot->code = code;
+        self->used++;
+    }
+    slot->keep = keep;
+    return 0;
+}
+
+/* What the recording decided about `code`: 1 kept, 0 not, -2 not classified yet, -1 an error. */
+static int
+code_known(Profiler *self, PyObject *code)
+{
+    CodeSlot *slot = slot_find(self, code);
+    if (slot->code == code)
+        return slot->keep;
+    PyObject *id = PyLong_FromVoidPtr(code);
+    if (id == NULL)
+        return -1;
+    PyObject *value = PyDict_GetItemWithError(self->codes, id);  /* borrowed */
+    Py_DECREF(id);
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : -2;
+    int keep = PyObject_IsTrue(value);
+    if (keep < 0 || slot_remember(self, code, keep) < 0)
+        return -1;
+    return keep;
+}
+
+/* Whether to keep `code`, classifying it on first sight: 1, 0, or -1 on an error. */
+static int
+code_keep(Profiler *self, PyObject *code, PyFrameObject *frame)
+{
+    int keep = code_known(self, code);
+    if (keep != -2)
+        return keep;
+    /* frame.f_globals.get("__name__") */
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *globals = PyFrame_GetGlobals(frame);
+#else
+    PyObject *globals = frame->f_globals;
+    Py_XINCREF(globals);
+#endif
+    PyObject *module = NULL;
+    if (globals != NULL && PyDict_Check(globals)) {
+        module = PyDict_GetItemWithError(globals, str_name);
+        if (module == NULL && PyErr_Occurred()) {
+            Py_DECREF(globals);
+            return -1;
+        }
+    }
+    PyObject *result = PyObject_CallFunctionObjArgs(self->classify, code, module ? module : Py_None, NULL);
+    Py_XDECREF(globals);
+    if (result == NULL)
+        return -1;
+    keep = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    if (keep < 0 || slot_remember(self, code, keep) < 0)
+        return -1;
+    return keep;
+}
+
+/* -- the bytecode at f_lasti ------------------------------------------------------------------------ */
+
+/* The byte at `offset` of code.co_code, as Python reads it (a negative offset counts from the end).
+ * On 3.11 co_code is the bytecode with its specialisations undone; the running bytecode differs only
+ * in specialised opcodes and inline caches. The bytes read here are an instruction's argument (kept
+ * as is by specialisation) or the opcode of an exit (RETURN_VALUE, YIELD_VALUE, RETURN_GENERATOR,
+ * RAISE_VARARGS: never specialised, and no specialised opcode shares their numbers), so the running
+ * bytecode answers alike without copying it. Only a negative offset, which can land in a cache, reads
+ * co_code itself. Returns -1 with an error set when out of range, as co_code[offset] would raise. */
+static int
+code_byte(PyCodeObject *code, Py_ssize_t offset)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    Py_ssize_t size = Py_SIZE(code) * (Py_ssize_t)sizeof(_Py_CODEUNIT);
+    if (offset >= 0 && offset < size)
+        return ((const unsigned char *)_PyCode_CODE(code))[offset];
+    PyObject *bytes = PyCode_GetCode(code);
+    if (bytes == NULL)
+        return -1;
+#else
+    PyObject *bytes = code->co_code;
+    Py_INCREF(bytes);
+#endif
+    Py_ssize_t n = PyBytes_GET_SIZE(bytes);
+    int byte = -1;
+    if (offset < 0)
+        offset += n;
+    if (offset >= 0 && offset < n)
+        byte = ((const unsigned char *)PyBytes_AS_STRING(bytes))[offset];
+    else
+        PyErr_SetString(PyExc_IndexError, "index out of range");
+    Py_DECREF(bytes);
+    return byte;
+}
+
+/* frame.f_lasti: the byte offset of the instruction the frame stopped at, -1 before the first one. */
+static int
+frame_lasti(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyFrame_GetLasti(frame);
+#else
+    return frame->f_lasti < 0 ? -1 : frame->f_lasti * (int)sizeof(_Py_CODEUNIT);
+#endif
+}
+
+/* -- appending events ------------------------------------------------------------------------------- */
+
+static int
+append_event(Profiler *self, PyObject *kind, PyObject *what, _PyTime_t t, PyObject *extra)
+{
+    PyObject *stamp = PyLong_FromLongLong((long long)t);
+    if (stamp == NULL)
+        return -1;
+    PyObject *event = PyTuple_New(4);
+    if (event == NULL) {
+        Py_DECREF(stamp);
+        return -1;
+    }
+    Py_INCREF(kind);
+    Py_INCREF(what);
+    Py_INCREF(extra);
+    PyTuple_SET_ITEM(event, 0, kind);
+    PyTuple_SET_ITEM(event, 1, what);
+    PyTuple_SET_ITEM(event, 2, stamp);
+    PyTuple_SET_ITEM(event, 3, extra);
+    int rc = PyList_Append(self->events, event);
+    Py_DECREF(event);
+    return rc;
+}
+
+static int
+on_call(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
+{
+    int keep = code_keep(self, (PyObject *)code, frame);
+    if (keep <= 0)
+        return keep;
+    if (PyList_GET_SIZE(self->events) >= self->cap) {
+        if (append_event(self, self->k_truncated, (PyObject *)code, _PyTime_GetPerfCounter(), Py_None) < 0)
+            return -1;
+        PyObject *done = PyObject_CallNoArgs(self->truncate);  /* uninstalls this profiler */
+        Py_XDECREF(done);
+        return done == NULL ? -1 : 0;
+    }
+    int lasti = frame_lasti(frame);
+#if PY_VERSION_HEX >= 0x030B0000
+    /* A 'call' stops at RESUME, whose argument is 0 only at the start of a function. */
+    int resumed = code_byte(code, (Py_ssize_t)lasti + 1);
+    if (resumed < 0)
+        return -1;
+#else
+    /* 3.10 starts a fresh frame at instruction -1. */
+    int resumed = lasti >= 0;
+#endif
+    if (resumed)  /* its arguments were shown where it started */
+        return append_event(self, self->k_resume, (PyObject *)code, _PyTime_GetPerfCounter(), Py_None);
+    _PyTime_t t = _PyTime_GetPerfCounter();
+    if (!self->want_args)
+        return append_event(self, self->k_call, (PyObject *)code, t, Py_None);
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *locals = PyFrame_GetLocals(frame);  /* frame.f_locals */
+#else
+    PyObject *locals = PyFrame_FastToLocalsWithError(frame) < 0 ? NULL : frame->f_locals;
+    Py_XINCREF(locals);
+#endif
+    if (locals == NULL)
+        return -1;
+    PyObject *args = PyObject_CallFunctionObjArgs(self->summarise, (PyObject *)code, locals, NULL);
+    Py_DECREF(locals);
+    if (args == NULL)
+        return -1;
+    int rc = append_event(self, self->k_call, (PyObject *)code, t, args);
+    Py_DECREF(args);
+    return rc;
+}
+
+static int
+on_return(Profiler *self, PyFrameObject *frame, PyCodeObject *code, PyObject *arg)
+{
+    int keep = code_known(self, (PyObject *)code);
+    if (keep == -1)
+        return -1;
+    if (keep != 1)
+        return 0;
+    PyObject *error = Py_None;
+    if (arg == NULL || arg == Py_None) {
+        /* A normal return of None, a yield of None, or an unwind: the instruction tells which. */
+        int op = code_byte(code, frame_lasti(frame));
+        if (op < 0)
+            return -1;
+        switch (self->exit_error[op]) {
+        case 1: error = self->raised; break;
+        case 2: error = self->raised_here; break;
+        }
+    }
+    return append_event(self, self->k_return, (PyObject *)code, _PyTime_GetPerfCounter(), error);
+}
+
+static int
+on_c_event(Profiler *self, PyCodeObject *code, int what, PyObject *func)
+{
+    int keep = code_known(self, (PyObject *)code);
+    if (keep == -1)
+        return -1;
+    if (keep != 1)
+        return 0;
+    PyObject *key = PyObject_CallOneArg(self->ckey, func ? func : Py_None);
+    if (key == NULL)
+        return -1;
+    int rc = 0;
+    if (key != Py_None) {
+        if (what == PyTrace_C_CALL)
+            rc = append_event(self, self->k_c_call, key, _PyTime_GetPerfCounter(), Py_None);
+        else
+            rc = append_event(self, self->k_c_return, key, _PyTime_GetPerfCounter(),
+                              what == PyTrace_C_EXCEPTION ? self->raised : Py_None);
+    }
+    Py_DECREF(key);
+    return rc;
+}
+
+/* This profiler's own work for one event: 0, or -1 with an error set. */
+static int
+record(Profiler *self, PyFrameObject *frame, int what, PyObject *arg)
+{
+    if (self->events == NULL)  /* never set up, or emptied by the garbage collector's tp_clear */
+        return 0;
+    if (what != PyTrace_CALL && what != PyTrace_RETURN &&
+        !(self->want_c && (what == PyTrace_C_CALL || what == PyTrace_C_RETURN || what == PyTrace_C_EXCEPTION)))
+        return 0;
+    PyCodeObject *code = PyFrame_GetCode(frame);  /* a strong reference */
+    int rc;
+    switch (what) {
+    case PyTrace_CALL: rc = on_call(self, frame, code); break;
+    case PyTrace_RETURN: rc = on_return(self, frame, code, arg); break;
+    default: rc = on_c_event(self, code, what, arg); break;
+    }
+    Py_DECREF(code);
+    return rc;
+}
+
+/* An error in the callback is the tracer's, not the program's: drop the event (see the top). */
+static int
+swallow_error(Profiler *self)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception))
+        return -1;
+    PyErr_Clear();
+    self->errors++;
+    return 0;
+}
+
+/* The profile function given to PyEval_SetProfile, with the Profiler as its object. */
+static int
+profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    Profiler *self = (Profiler *)obj;
+    Py_INCREF(self);  /* truncate() uninstalls it, which drops the interpreter's reference */
+    int rc = 0;
+    if (record(self, frame, what, arg) < 0)
+        rc = swallow_error(self);
+    PyObject *chain = self->chain;
+    if (rc == 0 && chain != NULL) {
+        if (Py_IS_TYPE(chain, &Profiler_Type)) {
+            rc = profile(chain, frame, what, arg);
+        }
+        else if (what >= 0 && what < 8 && event_names[what] != NULL) {
+            Py_INCREF(chain);
+            PyObject *result = PyObject_CallFunctionObjArgs(chain, (PyObject *)frame, event_names[what],
+                                                            arg ? arg : Py_None, NULL);
+            Py_DECREF(chain);
+            if (result == NULL)
+                rc = swallow_error(self);
+            Py_XDECREF(result);
+        }
+    }
+    Py_DECREF(self);
+    return rc;
+}
+
+/* -- the Profiler type ------------------------------------------------------------------------------ */
+
+static PyObject *
+lookup_constant(PyObject *constants, const char *name)
+{
+    PyObject *value = PyMapping_GetItemString(constants, name);
+    if (value == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "constants: no %s (pass tracer.record.events' namespace)", name);
+    }
+    return value;
+}
+
+static int
+Profiler_init(Profiler *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"events", "codes", "classify", "builtin_key", "summarise_frame", "truncate",
+                             "constants", "normal_exits", "raise_op", "want_c", "want_args", "cap",
+                             "chain", NULL};
+    PyObject *events, *codes, *classify, *ckey, *summarise, *truncate, *constants, *normal_exits;
+    PyObject *chain = Py_None;
+    int raise_op, want_c, want_args;
+    Py_ssize_t cap;
+    if (self->events != NULL) {
+        PyErr_SetString(PyExc_TypeError, "a Profiler is set up once");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOOOOippn|O:Profiler", kwlist,
+                                     &PyList_Type, &events, &PyDict_Type, &codes, &classify, &ckey,
+                                     &summarise, &truncate, &constants, &normal_exits, &raise_op,
+                                     &want_c, &want_args, &cap, &chain))
+        return -1;
+    if (raise_op < 0 || raise_op > 255) {
+        PyErr_SetString(PyExc_ValueError, "raise_op must be an opcode, 0 to 255");
+        return -1;
+    }
+    if (!PyCallable_Check(classify) || !PyCallable_Check(ckey) || !PyCallable_Check(summarise) ||
+            !PyCallable_Check(truncate) || (chain != Py_None && !PyCallable_Check(chain))) {
+        PyErr_SetString(PyExc_TypeError, "classify, builtin_key, summarise_frame, truncate and chain must be callable");
+        return -1;
+    }
+    /* Any opcode other than a normal exit, at a return of None, is an unwind. */
+    memset(self->exit_error, 1, sizeof self->exit_error);
+    self->exit_error[raise_op] = 2;
+    PyObject *it = PyObject_GetIter(normal_exits), *item;
+    if (it == NULL)
+        return -1;
+    while ((item = PyIter_Next(it)) != NULL) {
+        long op = PyLong_AsLong(item);
+        Py_DECREF(item);
+        if (op == -1 && PyErr_Occurred())
+            break;
+        if (op < 0 || op > 255) {
+            PyErr_SetString(PyExc_ValueError, "normal_exits must hold opcodes, 0 to 255");
+            break;
+        }
+        self->exit_error[op] = 0;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        return -1;
+
+    PyObject **kinds[] = {&self->k_call, &self->k_return, &self->k_c_call, &self->k_c_return,
+                          &self->k_truncated, &self->k_resume, &self->raised, &self->raised_here};
+    const char *names[] = {"CALL", "RETURN", "C_CALL", "C_RETURN", "TRUNCATED", "RESUME", "RAISED", "RAISED_HERE"};
+    for (int i = 0; i < 8; i++) {
+        Py_CLEAR(*kinds[i]);  /* from an earlier __init__ that failed after this point */
+        if ((*kinds[i] = lookup_constant(constants, names[i])) == NULL)
+            return -1;
+    }
+
+    self->slots = PyMem_Calloc(64, sizeof(CodeSlot));
+    if (self->slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->mask = 63;
+    Py_INCREF(events);
+    self->events = events;
+    Py_INCREF(codes);
+    self->codes = codes;
+    Py_INCREF(classify);
+    self->classify = classify;
+    Py_INCREF(ckey);
+    self->ckey = ckey;
+    Py_INCREF(summarise);
+    self->summarise = summarise;
+    Py_INCREF(truncate);
+    self->truncate = truncate;
+    if (chain != Py_None) {
+        Py_INCREF(chain);
+        self->chain = chain;
+    }
+    self->want_c = want_c;
+    self->want_args = want_args;
+    self->cap = cap;
+    return 0;
+}
+
+static int
+Profiler_traverse(Profiler *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->events);
+    Py_VISIT(self->codes);
+    Py_VISIT(self->classify);
+    Py_VISIT(self->ckey);
+    Py_VISIT(self->summarise);
+    Py_VISIT(self->truncate);
+    Py_VISIT(self->chain);
+    return 0;
+}
+
+static int
+Profiler_clear(Profiler *self)
+{
+    Py_CLEAR(self->events);
+    Py_CLEAR(self->codes);
+    Py_CLEAR(self->classify);
+    Py_CLEAR(self->ckey);
+    Py_CLEAR(self->summarise);
+    Py_CLEAR(self->truncate);
+    Py_CLEAR(self->chain);
+    return 0;
+}
+
+static void
+Profiler_dealloc(Profiler *self)
+{
+    PyObject_GC_UnTrack(self);
+    Profiler_clear(self);
+    Py_CLEAR(self->k_call);
+    Py_CLEAR(self->k_return);
+    Py_CLEAR(self->k_c_call);
+    Py_CLEAR(self->k_c_return);
+    Py_CLEAR(self->k_truncated);
+    Py_CLEAR(self->k_resume);
+    Py_CLEAR(self->raised);
+    Py_CLEAR(self->raised_here);
+    if (self->slots != NULL) {
+        for (size_t i = 0; i <= self->mask; i++)
+            Py_XDECREF(self->slots[i].code);
+        PyMem_Free(self->slots);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* profiler(frame, event, arg): the same work, called the way sys.setprofile calls a function. */
+static PyObject *
+Profiler_call(Profiler *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *frame, *event, *arg;
+    if (!PyArg_ParseTuple(args, "O!UO:Profiler", &PyFrame_Type, &frame, &event, &arg))
+        return NULL;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
+        PyErr_SetString(PyExc_TypeError, "a Profiler takes no keyword arguments");
+        return NULL;
+    }
+    if (self->events == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the Profiler was not set up");
+        return NULL;
+    }
+    for (int what = 0; what < 8; what++) {
+        if (event_names[what] != NULL && PyUnicode_Compare(event, event_names[what]) == 0) {
+            if (profile((PyObject *)self, (PyFrameObject *)frame, what, arg) < 0)
+                return NULL;
+            break;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Profiler_get_true(PyObject *self, void *closure)
+{
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+Profiler_get_errors(Profiler *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->errors);
+}
+
+static PyGetSetDef Profiler_getset[] = {
+    {"_tracer_callback", Profiler_get_true, NULL, "True: a tracer's profile function, which another trace may chain", NULL},
+    {"errors", (getter)Profiler_get_errors, NULL, "how many events were dropped because recording them failed", NULL},
+    {NULL},
+};
+
+PyDoc_STRVAR(Profiler_doc,
+"Profiler(events, codes, classify, builtin_key, summarise_frame, truncate, constants, normal_exits,\n"
+"         raise_op, want_c, want_args, cap, chain=None)\n"
+"--\n\n"
+"The setprofile backend's callback in C: install() it, or call it as profiler(frame, event, arg).\n"
+"constants: a mapping with CALL, RETURN, C_CALL, C_RETURN, TRUNCATED, RESUME, RAISED and\n"
+"RAISED_HERE (tracer.record.events' namespace); normal_exits: the opcodes a return of None may stop\n"
+"at without an unwind; raise_op: RAISE_VARARGS; chain: a profile function fed after this one.");
+
+static PyTypeObject Profiler_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_fastprofile.Profiler",
+    .tp_basicsize = sizeof(Profiler),
+    .tp_dealloc = (destructor)Profiler_dealloc,
+    .tp_call = (ternaryfunc)Profiler_call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = Profiler_doc,
+    .tp_traverse = (traverseproc)Profiler_traverse,
+    .tp_clear = (inquiry)Profiler_clear,
+    .tp_getset = Profiler_getset,
+    .tp_init = (initproc)Profiler_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* -- module functions ------------------------------------------------------------------------------- */
+
+static PyObject *
+install(PyObject *module, PyObject *profiler)
+{
+    if (!Py_IS_TYPE(profiler, &Profiler_Type) || ((Profiler *)profiler)->events == NULL) {
+        PyErr_SetString(PyExc_TypeError, "install() takes a Profiler that was set up");
+        return NULL;
+    }
+    /* What sys.setprofile does for a Python function, audit event included; the thread state holds
+     * its own reference to the profiler until the next sys.setprofile. */
+    if (_PyEval_SetProfile(PyThreadState_Get(), profile, profiler) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+perf_counter_ns(PyObject *module, PyObject *unused)
+{
+    return PyLong_FromLongLong((long long)_PyTime_GetPerfCounter());
+}
+
+static PyMethodDef module_methods[] = {
+    {"install", install, METH_O,
+     "install(profiler): make it this thread's profile function, as sys.setprofile would; "
+     "sys.setprofile(previous) takes it out."},
+    {"perf_counter_ns", perf_counter_ns, METH_NOARGS, "The clock the events are stamped with: time.perf_counter_ns."},
+    {NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_fastprofile",
+    .m_doc = "The setprofile backend's callback as a C profile function (Python 3.10 and 3.11).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__fastprofile(void)
+{
+    static const char *names[8] = {
+        [PyTrace_CALL] = "call", [PyTrace_RETURN] = "return", [PyTrace_C_CALL] = "c_call",
+        [PyTrace_C_RETURN] = "c_return", [PyTrace_C_EXCEPTION] = "c_exception",
+    };
+    if (str_name == NULL) {
+        if ((str_name = PyUnicode_InternFromString("__name__")) == NULL)
+            return NULL;
+        for (int i = 0; i < 8; i++)
+            if (names[i] != NULL && (event_names[i] = PyUnicode_InternFromString(names[i])) == NULL)
+                return NULL;
+    }
+    if (PyType_Ready(&Profiler_Type) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    Py_INCREF(&Profiler_Type);
+    if (PyModule_AddObject(module, "Profiler", (PyObject *)&Profiler_Type) < 0) {
+        Py_DECREF(&Profiler_Type);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
