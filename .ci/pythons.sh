@@ -14,7 +14,8 @@ find_python() {
     fi
 }
 
-# core_venv 3.12: make .venv3.12 (pytest alone: the core must not need torch) unless it is there.
+# core_venv 3.12: make .venv3.12 with pytest and the package alone (the core must not need torch), and
+# install the package again, which compiles its C callbacks for that Python.
 core_venv() {
     local v=$1 python
     python=$(find_python "$v")
@@ -23,4 +24,5 @@ core_venv() {
         "$python" -m venv ".venv$v"
         ".venv$v/bin/python" -m pip install --quiet --disable-pip-version-check "$(grep -E '^pytest==' requirements.txt)"
     fi
+    ".venv$v/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the torch-free core's tests on Python 3.10 (setprofile, no co_qualname), and on 3.12 and 3.13,
 # where sys.monitoring is the backend.
-# Each gets a small virtual environment with pytest alone: the core must not need torch.
+# Each gets a small virtual environment with pytest and the package alone: the core must not need torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +15,7 @@ for v in 3.10 3.12 3.13; do
     fi
     venv=".venv$v"
     echo "== the torch-free core on Python $v ($("$venv/bin/python" -c 'import platform; print(platform.python_version())'))"
-    PYTHONPATH=. "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_core.py
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_core.py
 done
 for v in "${missing[@]}"; do
     echo "NOTE: python$v is not installed: the torch-free core was not tested on it."

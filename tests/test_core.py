@@ -12,7 +12,18 @@ import tracer
 from conftest import has_torch
 from tracer.record.events import RAISED
 
-BACKENDS = ["setprofile"] + (["sys.monitoring"] if sys.version_info >= (3, 12) else [])
+from tracer.record import monitoring as monitoring_backend
+from tracer.record import setprofile as setprofile_backend
+
+# Each backend's callbacks: in C where pip built them (CPython 3.10/3.11 setprofile, 3.12/3.13
+# sys.monitoring), and in Python everywhere; the tests run each that is here.
+C_MODULES = {"setprofile": setprofile_backend, "sys.monitoring": monitoring_backend}
+SETPROFILE_CALLBACKS = (["C"] if setprofile_backend._fastprofile is not None else []) + ["Python"]
+MONITORING_CALLBACKS = (["C"] if monitoring_backend._fastmonitor is not None else []) + ["Python"]
+BACKENDS = [pytest.param(("setprofile", callback), id=f"setprofile-{callback}") for callback in SETPROFILE_CALLBACKS]
+if sys.version_info >= (3, 12):
+    BACKENDS += [pytest.param(("sys.monitoring", callback), id=f"sys.monitoring-{callback}")
+                 for callback in MONITORING_CALLBACKS]
 
 
 def names(call):
@@ -20,7 +31,15 @@ def names(call):
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request):
+def backend(request, monkeypatch):
+    name, callback = request.param
+    monkeypatch.setattr(C_MODULES[name], "USE_C", callback == "C")
+    return name
+
+
+@pytest.fixture(params=SETPROFILE_CALLBACKS)
+def setprofile_callback(request, monkeypatch):
+    monkeypatch.setattr(setprofile_backend, "USE_C", request.param == "C")
     return request.param
 
 
@@ -84,7 +103,7 @@ def test_caught_exceptions_mark_the_raising_call(sample, backend):
     assert catches.children[0].error == expected
 
 
-def test_profile_function_is_restored(sample):
+def test_profile_function_is_restored(sample, setprofile_callback):
     seen = []
 
     def mine(frame, event, arg):
@@ -101,7 +120,7 @@ def test_profile_function_is_restored(sample):
     assert any("was paused during the block" in note for note in t.meta["notes"])
 
 
-def test_cprofile_is_turned_on_again(sample):
+def test_cprofile_is_turned_on_again(sample, setprofile_callback):
     import cProfile
     profile = cProfile.Profile()
     profile.enable()
@@ -116,7 +135,7 @@ def test_cprofile_is_turned_on_again(sample):
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="viztracer sets a C profile function on 3.10/3.11 only")
-def test_a_profile_set_from_c_is_switched_off_with_a_note(sample):
+def test_a_profile_set_from_c_is_switched_off_with_a_note(sample, setprofile_callback):
     """viztracer installs a non-callable object as its profile function when made: that cannot be put back."""
     viztracer = pytest.importorskip("viztracer", reason="viztracer (a pinned requirement) is not installed")
     viz = viztracer.VizTracer(verbose=0, register_global=False)
@@ -132,6 +151,46 @@ def test_a_profile_set_from_c_is_switched_off_with_a_note(sample):
     assert names(t.root) == ["helper"]
     assert any("cannot be put back from Python" in note for note in t.meta["notes"])
     del viz
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython" or not (3, 10) <= sys.version_info[:2] <= (3, 13),
+                    reason="the C callbacks are written for CPython 3.10 to 3.13")
+def test_the_c_callbacks_are_built_where_the_package_is_installed():
+    import importlib.metadata
+    try:
+        importlib.metadata.distribution("pytorch-traced")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("tracer runs from the source tree here (PYTHONPATH), not installed: nothing was compiled")
+    built = setprofile_backend._fastprofile if sys.version_info < (3, 12) else monitoring_backend._fastmonitor
+    assert built is not None, "pip install did not compile the C callbacks: is a C compiler with the Python headers there?"
+
+
+C_BACKENDS = ([pytest.param("setprofile", id="setprofile")] if len(SETPROFILE_CALLBACKS) == 2 else []) + \
+    ([pytest.param("sys.monitoring", id="sys.monitoring")] if len(MONITORING_CALLBACKS) == 2 else [])
+
+
+@pytest.mark.skipif(not C_BACKENDS, reason="no C callbacks are built here")
+@pytest.mark.parametrize("name", C_BACKENDS)
+@pytest.mark.parametrize("layers", [("python",), ("python", "builtin")])
+def test_c_and_python_callbacks_record_the_same_tree(sample, monkeypatch, name, layers):
+    texts = []
+    for use_c in (True, False):
+        monkeypatch.setattr(C_MODULES[name], "USE_C", use_c)
+        with tracer.trace(include=("sample",), layers=layers, backend=name) as t:
+            sample.outer(3)
+            list(sample.gen(3))
+            sample.catches()
+            sample.recurse(5)
+            sample.echo(1, "two", key=3.0)
+            sample.Shape("two")
+            try:
+                sample.boom()
+            except ValueError:
+                pass
+        texts.append(t.to_text())
+    assert texts[0] == texts[1]
+    for part in ("(resumed)", "raised", "n='two'", "args=tuple[2], kwargs=dict[1]"):
+        assert part in texts[0], texts[0]
 
 
 def test_nested_traces_both_record(sample, backend):

@@ -2,15 +2,30 @@
 
 Code outside the include set is switched off where it is first seen (the callbacks return DISABLE),
 so after warm-up only included code pays for the tracer.
+
+The callbacks exist twice, recording the same events: in C (_fastmonitor.c, built by `pip install` on
+CPython 3.12/3.13) and in Python (`_make_callbacks`, everywhere else); TRACER_PURE_PYTHON=1 in the
+environment chooses the Python ones.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
+from . import events as _events
+from . import summary
 from .events import C_CALL, C_RETURN, CALL, RAISED, RESUME, RETURN, TRUNCATED
 from .summary import summarise_frame
+
+try:
+    from . import _fastmonitor
+except ImportError:  # not built: a source checkout, another Python, no compiler
+    _fastmonitor = None
+
+# Whether new recordings use the C callbacks (tests switch it to run both).
+USE_C = _fastmonitor is not None and not os.environ.get("TRACER_PURE_PYTHON")
 
 # 2 is PROFILER_ID (cProfile, profilers); 0 and 1 are the debugger's and coverage's.
 TOOL_IDS = (3, 4, 5, 1, 0)
@@ -34,13 +49,18 @@ class MonitoringRecorder:
     def __init__(self, recording):
         self.recording = recording
         self.tool = None
+        self.monitor = None  # the C callbacks' owner, when they are used
 
     def start(self):
         mon = sys.monitoring
         self.tool = tool = free_tool_id()
         mon.use_tool_id(tool, TOOL_NAME)
         try:
-            callbacks = _make_callbacks(self.recording, self)
+            if USE_C:
+                self.monitor = _make_monitor(self.recording, self)
+                callbacks = self.monitor.callbacks()
+            else:
+                callbacks = _make_callbacks(self.recording, self)
             E = mon.events
             for event, fn in callbacks.items():
                 mon.register_callback(tool, getattr(E, event), fn)
@@ -55,6 +75,18 @@ class MonitoringRecorder:
             raise
 
     def stop(self):
+        try:
+            self._stop()
+        finally:
+            monitor, self.monitor = self.monitor, None
+            if monitor is not None:
+                rec = self.recording
+                rec.other_thread_events += monitor.other_thread_events
+                if monitor.errors:
+                    rec.notes.append(f"{monitor.errors:,} events were not recorded because recording them failed "
+                                     "(an argument that could not be summarised, say); the code ran on")
+
+    def _stop(self):
         mon = sys.monitoring
         tool = self.tool
         if tool is None:
@@ -70,6 +102,13 @@ class MonitoringRecorder:
 
     def truncate(self):
         sys.monitoring.set_events(self.tool, 0)
+
+
+def _make_monitor(rec, recorder):
+    return _fastmonitor.Monitor(
+        rec.events, rec.scope.codes, rec.scope.classify_code, rec.builtin_key, summary.summarise, summary._by_type,
+        summary.cached_argument_names, recorder.truncate, vars(_events), sys.monitoring.DISABLE, _C_TYPES,
+        threading.get_ident(), "builtin" in rec.layers, rec.args, rec.max_events)
 
 
 def _make_callbacks(rec, recorder):

@@ -1,13 +1,29 @@
-"""Recording with sys.setprofile: Python 3.10 and 3.11 (and later, when asked for)."""
+"""Recording with sys.setprofile: Python 3.10 and 3.11 (and later, when asked for).
+
+The callback exists twice, recording the same events: in C (_fastprofile.c, built by `pip install` on
+CPython 3.10/3.11) and in Python (`_make_callback`, everywhere else). A Python profile function costs
+about as much to call as viztracer's whole C tracer (benchmarks/RESULTS.md), so the C one is used where
+it was built; TRACER_PURE_PYTHON=1 in the environment chooses the Python one.
+"""
 
 from __future__ import annotations
 
 import dis
+import os
 import sys
 import threading
 
+from . import events as _events
 from .events import C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RESUME, RETURN, TRUNCATED
 from .summary import summarise_frame
+
+try:
+    from . import _fastprofile
+except ImportError:  # not built: a source checkout, another Python, no compiler
+    _fastprofile = None
+
+# Whether new recordings use the C callback (tests switch it to run both).
+USE_C = _fastprofile is not None and not os.environ.get("TRACER_PURE_PYTHON")
 
 # A profile 'return' with arg None is a normal return of None, a yield of None, or an unwind:
 # the instruction the frame stopped at tells which.
@@ -30,16 +46,13 @@ class ProfileRecorder:
     def start(self):
         rec = self.recording
         self._previous = sys.getprofile()
-        callback = self.callback = _make_callback(rec, self)
         outer = self._previous
-        if outer is not None and not getattr(outer, "_tracer_callback", False):
-            if _can_restore(outer):
-                rec.notes.append(f"the profile function already installed ({type(outer).__name__}) was paused "
-                                 "during the block and put back after it")
-            else:
-                rec.notes.append(f"the profile function already installed ({type(outer).__name__}) was set from C "
-                                 "and cannot be put back from Python: it is off after the block; restart its profiler")
-        if getattr(outer, "_tracer_callback", False):
+        if USE_C:
+            self._start_c(rec, outer)
+            return
+        callback = self.callback = _make_callback(rec, self)
+        _note_outer(rec, outer)
+        if _chains(outer):
             # An enclosing trace is recording: feed both, so that both blocks get their events.
             def chained(frame, event, arg, _inner=callback, _outer=outer):
                 _inner(frame, event, arg)
@@ -51,10 +64,25 @@ class ProfileRecorder:
         sys.setprofile(callback)
         self.installed = callback
 
+    def _start_c(self, rec, outer):
+        profiler = self.callback = _fastprofile.Profiler(
+            rec.events, rec.scope.codes, rec.scope.classify_code, rec.builtin_key, summarise_frame, self.truncate,
+            vars(_events), _NORMAL_EXITS, _RAISE, "builtin" in rec.layers, rec.args, rec.max_events,
+            outer if _chains(outer) else None)
+        _note_outer(rec, outer)
+        self._previous_thread_profile = threading.getprofile()
+        threading.setprofile(_thread_counter(rec))
+        _fastprofile.install(profiler)
+        self.installed = profiler
+
     def stop(self):
         if sys.getprofile() is not self.installed:
             self.recording.notes.append("the traced code replaced the profile function (sys.setprofile), "
                                         "so recording stopped there")
+        errors = getattr(self.callback, "errors", 0)
+        if errors:
+            self.recording.notes.append(f"{errors:,} events were not recorded because recording them failed "
+                                        "(an argument that could not be summarised, say); the code ran on")
         self._restore()
         threading.setprofile(self._previous_thread_profile)
 
@@ -67,10 +95,28 @@ class ProfileRecorder:
         if _is_cprofile(previous):
             sys.setprofile(None)
             previous.enable()  # a C-level profiler cannot be handed back through sys.setprofile
+        elif _fastprofile is not None and type(previous) is _fastprofile.Profiler:
+            _fastprofile.install(previous)  # an enclosing trace's, in C again
         elif _can_restore(previous):
             sys.setprofile(previous)
         else:  # set from C with a non-callable object (viztracer's, say): see the note made at start
             sys.setprofile(None)
+
+
+def _chains(outer) -> bool:
+    """Is the profile function in place an enclosing trace's, which this one must feed too?"""
+    return getattr(outer, "_tracer_callback", False) is True
+
+
+def _note_outer(rec, outer):
+    if outer is None or _chains(outer):
+        return
+    if _can_restore(outer):
+        rec.notes.append(f"the profile function already installed ({type(outer).__name__}) was paused "
+                         "during the block and put back after it")
+    else:
+        rec.notes.append(f"the profile function already installed ({type(outer).__name__}) was set from C "
+                         "and cannot be put back from Python: it is off after the block; restart its profiler")
 
 
 def _is_cprofile(profile) -> bool:

@@ -22,24 +22,29 @@ _by_type: dict[type, object] = {}
 def summarise(value) -> str:
     """One value as a short string; safe for any object."""
     kind = type(value)
-    fn = _by_type.get(kind)
-    if fn is None:
-        fn = _by_type[kind] = _summariser_for(kind)
     try:
+        fn = _by_type.get(kind)
+        if fn is None:
+            fn = _by_type[kind] = _summariser_for(kind)
         return fn(value)
-    except Exception:  # a property that raised (a nested tensor's shape, say) must not break tracing
-        return kind.__name__
+    except Exception:  # a property that raised (a nested tensor's shape, a metaclass's name) must not break tracing
+        return _type_name(kind)
 
 
 def summarise_frame(code, f_locals) -> tuple:
     """The arguments of a frame that has just started: their summaries in the order of
     ``argument_names(code)``, None for one that is unbound. A tuple holds them in a third of a dict's memory."""
+    return tuple([summarise(f_locals[name]) if name in f_locals else None for name in cached_argument_names(code)])
+
+
+def cached_argument_names(code) -> tuple[str, ...]:
+    """argument_names(code), worked out once per code object (frame_args reads them back when the tree is built)."""
     names = _arg_names.get(code)
     if names is None:
         if len(_arg_names) >= _MAX_CODES:
             _arg_names.clear()
         names = _arg_names[code] = argument_names(code)
-    return tuple([summarise(f_locals[name]) if name in f_locals else None for name in names])
+    return names
 
 
 def frame_args(code, summaries) -> dict[str, str]:
@@ -59,6 +64,14 @@ def argument_names(code) -> tuple[str, ...]:
 # Keyed by the code object itself: equal code objects (same body, another file) have the same names.
 _arg_names: dict = {}
 _MAX_CODES = 100_000
+
+
+def _type_name(kind) -> str:
+    try:
+        name = kind.__name__
+        return name if isinstance(name, str) else "object"
+    except Exception:
+        return "object"
 
 
 def _is_tensor_type(kind: type) -> bool:

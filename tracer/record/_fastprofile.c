@@ -241,6 +241,10 @@ append_event(Profiler *self, PyObject *kind, PyObject *what, _PyTime_t t, PyObje
     PyTuple_SET_ITEM(event, 1, what);
     PyTuple_SET_ITEM(event, 2, stamp);
     PyTuple_SET_ITEM(event, 3, extra);
+    /* An event holds ints, strings, code objects (not tracked by the collector) and tuples of strings:
+     * it can be in no reference cycle, so the collector need not walk the (millions of) events; as
+     * CPython's own _PyTuple_MaybeUntrack would find at the first collection, at a cost each time. */
+    PyObject_GC_UnTrack(event);
     int rc = PyList_Append(self->events, event);
     Py_DECREF(event);
     return rc;
@@ -595,7 +599,7 @@ PyDoc_STRVAR(Profiler_doc,
 
 static PyTypeObject Profiler_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "_fastprofile.Profiler",
+    .tp_name = "tracer.record._fastprofile.Profiler",
     .tp_basicsize = sizeof(Profiler),
     .tp_dealloc = (destructor)Profiler_dealloc,
     .tp_call = (ternaryfunc)Profiler_call,
@@ -640,7 +644,7 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "_fastprofile",
+    .m_name = "tracer.record._fastprofile",
     .m_doc = "The setprofile backend's callback as a C profile function (Python 3.10 and 3.11).",
     .m_size = -1,
     .m_methods = module_methods,

@@ -1,0 +1,802 @@
+/* The sys.monitoring backend's callbacks in C, for Python 3.12 and 3.13.
+ *
+ * monitoring.py's `_make_callbacks` builds Python functions that sys.monitoring calls on every start,
+ * resume, return, yield, unwind and throw of the traced block (and, for the builtin layer, every call
+ * made by kept code); the Python frame each such call runs costs more than a whole C tracer. A
+ * Monitor does the same work in C and appends exactly the same 4-tuples (kind, what, time_ns, extra)
+ * to the same events list. Its bound methods are the callbacks to register with
+ * sys.monitoring.register_callback; `monitor.callbacks()` gives them keyed by event name, as
+ * `_make_callbacks` does:
+ *
+ *   PY_START   (CALL, code, t, summaries or None)      a function starts
+ *              (TRUNCATED, code, t, None), then truncate()   at the cap
+ *   PY_RESUME  (RESUME, code, t, None)                 a generator goes on (TRUNCATED at the cap)
+ *   PY_RETURN, PY_YIELD   (RETURN, code, t, None)
+ *   PY_UNWIND  (RETURN, code, t, type(exception).__name__)
+ *   PY_THROW   (RESUME, code, t, None)
+ *   CALL       (C_CALL, key, t, None)                  key = builtin_key(func), when not None
+ *   C_RETURN   (C_RETURN, key, t, None)    and C_RAISE (C_RETURN, key, t, RAISED)
+ *
+ * Only code objects in the include set are recorded; `classify(code, module_name)` decides, once per
+ * code object, and fills the `codes` dict (id(code) -> bool) that is the one record of its decisions.
+ * Code that is not kept gets DISABLE where the event allows it (not PY_UNWIND, PY_THROW, C_RETURN,
+ * C_RAISE), so after warm-up it costs nothing. As in _fastprofile.c, a small pointer table in front of
+ * that dict makes the common case cost no allocation; it holds a reference to each code object it
+ * names, so no id is reused meanwhile, and it also keeps each kept code object's argument names.
+ *
+ * Events of other threads are not recorded; PY_START and PY_RESUME of kept code count them in
+ * `other_thread_events`, which the Python side adds to the Recording's after stop.
+ *
+ * The arguments (want_args) are summarise_frame(code, frame.f_locals) computed without building
+ * f_locals: for each name of arg_names(code) (cached per code object), the value is read with
+ * PyFrame_GetVar (unbound: None, as `name in f_locals` is false), and summarised as summary.summarise
+ * does: the function `by_type[type(value)]` when there is one (an Exception from it gives the type's
+ * __name__), else summarise(value), which fills by_type.
+ *
+ * Times come from the clock of time.perf_counter_ns (_PyTime_GetPerfCounter on 3.12,
+ * PyTime_PerfCounterRaw on 3.13), so they compare with the Recording's start and stop stamps.
+ *
+ * An error inside a callback (in classify, builtin_key, summarise, arg_names, truncate, or memory)
+ * must never break the traced program: sys.monitoring would raise it in the traced frame. An
+ * Exception is therefore cleared, counted in the Monitor's `errors`, and the event is not recorded
+ * (and nothing is disabled). A BaseException that is not an Exception (KeyboardInterrupt while a
+ * Python helper ran, SystemExit) is let through to the program, as the Python callbacks would.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <pythread.h>
+
+#if PY_VERSION_HEX < 0x030C0000 || PY_VERSION_HEX >= 0x030E0000
+#error "_fastmonitor is for Python 3.12 and 3.13: 3.10 and 3.11 record with setprofile"
+#endif
+#ifdef Py_GIL_DISABLED
+#error "_fastmonitor needs the GIL: its code table is not safe on a free-threaded build"
+#endif
+
+/* -- the clock -------------------------------------------------------------------------------------- */
+
+static inline long long
+now_ns(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t;
+    (void)PyTime_PerfCounterRaw(&t);  /* the raw variant never fails */
+    return (long long)t;
+#else
+    return (long long)_PyTime_GetPerfCounter();
+#endif
+}
+
+/* -- the code table: code object -> keep, in front of the `codes` dict ------------------------------ */
+
+typedef struct {
+    PyObject *code;   /* a strong reference, or NULL for an empty slot */
+    PyObject *names;  /* a kept code's argument names (a tuple), NULL until first needed */
+    int keep;
+} CodeSlot;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *events;       /* the Recording's list */
+    PyObject *codes;        /* id(code) -> bool, filled by classify */
+    PyObject *classify;     /* classify(code, module_name) -> bool */
+    PyObject *ckey;         /* builtin_key(func) -> (module, name) or None */
+    PyObject *summarise;    /* summarise(value) -> str */
+    PyObject *by_type;      /* type -> its summariser (summary._by_type), or NULL */
+    PyObject *arg_names;    /* arg_names(code) -> tuple of the parameter names */
+    PyObject *truncate;     /* called once the cap is reached */
+    PyObject *disable;      /* sys.monitoring.DISABLE */
+    PyObject *c_types;      /* a tuple of the C function types the builtin layer keeps */
+    PyObject *k_call, *k_return, *k_c_call, *k_c_return, *k_truncated, *k_resume, *raised;
+    unsigned long thread;   /* the recording thread's ident */
+    int want_c;             /* the builtin layer: record C calls */
+    int want_args;          /* summarise the arguments of each call */
+    Py_ssize_t cap;         /* max_events */
+    Py_ssize_t errors;      /* events dropped because the callback failed */
+    Py_ssize_t other_thread_events;
+    CodeSlot *slots;
+    size_t mask;            /* number of slots - 1; a power of two less one */
+    size_t used;
+} Monitor;
+
+static PyTypeObject Monitor_Type;
+static PyObject *str_name;  /* "__name__" */
+
+static size_t
+slot_hash(PyObject *code)
+{
+    /* Fibonacci hashing of the address; objects are 16-byte aligned, so the low bits say nothing. */
+    return (size_t)(((uintptr_t)code >> 4) * (uintptr_t)0x9E3779B97F4A7C15ULL);
+}
+
+static CodeSlot *
+slot_find(Monitor *self, PyObject *code)
+{
+    size_t i = slot_hash(code) & self->mask;
+    while (self->slots[i].code != NULL && self->slots[i].code != code)
+        i = (i + 1) & self->mask;
+    return &self->slots[i];
+}
+
+static int
+slot_grow(Monitor *self)
+{
+    size_t old_size = self->mask + 1, new_size = old_size * 2;
+    CodeSlot *old = self->slots, *fresh = PyMem_Calloc(new_size, sizeof(CodeSlot));
+    if (fresh == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->slots = fresh;
+    self->mask = new_size - 1;
+    for (size_t i = 0; i < old_size; i++)
+        if (old[i].code != NULL)
+            *slot_find(self, old[i].code) = old[i];
+    PyMem_Free(old);
+    return 0;
+}
+
+static int
+slot_remember(Monitor *self, PyObject *code, int keep)
+{
+    if ((self->used + 1) * 2 > self->mask + 1 && slot_grow(self) < 0)
+        return -1;
+    CodeSlot *slot = slot_find(self, code);
+    if (slot->code == NULL) {
+        Py_INCREF(code);
+        slot->code = code;
+        self->used++;
+    }
+    slot->keep = keep;
+    return 0;
+}
+
+/* What the recording decided about `code`: 1 kept, 0 not, -2 not classified yet, -1 an error.
+ * codes.get(id(code)), with the table in front. */
+static int
+code_known(Monitor *self, PyObject *code)
+{
+    CodeSlot *slot = slot_find(self, code);
+    if (slot->code == code)
+        return slot->keep;
+    PyObject *id = PyLong_FromVoidPtr(code);
+    if (id == NULL)
+        return -1;
+    PyObject *value = PyDict_GetItemWithError(self->codes, id);  /* borrowed */
+    Py_DECREF(id);
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : -2;
+    int keep = PyObject_IsTrue(value);
+    if (keep < 0 || slot_remember(self, code, keep) < 0)
+        return -1;
+    return keep;
+}
+
+/* Whether to keep `code`, classifying it on first sight with the current frame's module (the frame
+ * the event is about: a C callback runs no frame of its own): 1, 0, or -1 on an error. */
+static int
+code_keep(Monitor *self, PyObject *code)
+{
+    int keep = code_known(self, code);
+    if (keep != -2)
+        return keep;
+    /* sys._getframe(1).f_globals.get("__name__") in the Python callback */
+    PyObject *globals = PyEval_GetGlobals();  /* borrowed */
+    PyObject *module = NULL;
+    if (globals != NULL && PyDict_Check(globals)) {
+        module = PyDict_GetItemWithError(globals, str_name);  /* borrowed */
+        if (module == NULL && PyErr_Occurred())
+            return -1;
+    }
+    Py_XINCREF(module);
+    PyObject *result = PyObject_CallFunctionObjArgs(self->classify, code, module ? module : Py_None, NULL);
+    Py_XDECREF(module);
+    if (result == NULL)
+        return -1;
+    keep = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    if (keep < 0 || slot_remember(self, code, keep) < 0)
+        return -1;
+    return keep;
+}
+
+/* -- appending events ------------------------------------------------------------------------------- */
+
+static int
+append_event(Monitor *self, PyObject *kind, PyObject *what, long long t, PyObject *extra)
+{
+    PyObject *stamp = PyLong_FromLongLong(t);
+    if (stamp == NULL)
+        return -1;
+    PyObject *event = PyTuple_New(4);
+    if (event == NULL) {
+        Py_DECREF(stamp);
+        return -1;
+    }
+    Py_INCREF(kind);
+    Py_INCREF(what);
+    Py_INCREF(extra);
+    PyTuple_SET_ITEM(event, 0, kind);
+    PyTuple_SET_ITEM(event, 1, what);
+    PyTuple_SET_ITEM(event, 2, stamp);
+    PyTuple_SET_ITEM(event, 3, extra);
+    /* An event holds ints, strings, code objects (not tracked by the collector) and tuples of strings:
+     * it can be in no reference cycle, so the collector need not walk the (millions of) events; as
+     * CPython's own _PyTuple_MaybeUntrack would find at the first collection, at a cost each time. */
+    PyObject_GC_UnTrack(event);
+    int rc = PyList_Append(self->events, event);
+    Py_DECREF(event);
+    return rc;
+}
+
+/* -- argument summaries ----------------------------------------------------------------------------- */
+
+/* summary.summarise(value), with its per-type dispatch done here when the type was seen before. */
+static PyObject *
+summarise_value(Monitor *self, PyObject *value)
+{
+    if (self->by_type != NULL) {
+        PyObject *kind = (PyObject *)Py_TYPE(value);
+        PyObject *fn = PyDict_GetItemWithError(self->by_type, kind);  /* borrowed */
+        if (fn != NULL) {
+            Py_INCREF(fn);
+            PyObject *text = PyObject_CallOneArg(fn, value);
+            Py_DECREF(fn);
+            if (text != NULL || !PyErr_ExceptionMatches(PyExc_Exception))
+                return text;
+            PyErr_Clear();  /* a property that raised: the type's name, as summarise gives */
+            return PyObject_GetAttr(kind, str_name);
+        }
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    return PyObject_CallOneArg(self->summarise, value);
+}
+
+/* summarise_frame(code, frame.f_locals): a tuple of summaries, None for an unbound name. */
+static PyObject *
+summarise_frame(Monitor *self, PyObject *code)
+{
+    CodeSlot *slot = slot_find(self, code);
+    if (slot->code != code) {  /* not possible after code_keep, but cheap to guard */
+        if (slot_remember(self, code, 1) < 0)
+            return NULL;
+        slot = slot_find(self, code);
+    }
+    if (slot->names == NULL) {
+        PyObject *names = PyObject_CallOneArg(self->arg_names, code);
+        if (names == NULL)
+            return NULL;
+        if (!PyTuple_Check(names)) {
+            PyErr_Format(PyExc_TypeError, "arg_names must return a tuple, not %.100s", Py_TYPE(names)->tp_name);
+            Py_DECREF(names);
+            return NULL;
+        }
+        slot = slot_find(self, code);  /* arg_names ran Python code: the table may have grown */
+        if (slot->names == NULL)
+            slot->names = names;
+        else
+            Py_DECREF(names);
+    }
+    PyObject *names = slot->names;
+    Py_INCREF(names);
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    PyObject *out = PyTuple_New(n);
+    if (out == NULL)
+        goto error;
+    if (n == 0) {
+        Py_DECREF(names);
+        return out;
+    }
+    PyFrameObject *frame = PyEval_GetFrame();  /* borrowed: the frame that starts */
+    if (frame == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "no current frame");
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        PyObject *value = PyFrame_GetVar(frame, name);
+        PyObject *text;
+        if (value == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_NameError))
+                goto error;
+            PyErr_Clear();  /* unbound: not in f_locals */
+            text = Py_NewRef(Py_None);
+        }
+        else {
+            text = summarise_value(self, value);
+            Py_DECREF(value);
+            if (text == NULL)
+                goto error;
+        }
+        PyTuple_SET_ITEM(out, i, text);
+    }
+    Py_DECREF(names);
+    PyObject_GC_UnTrack(out);  /* strings only: see append_event */
+    return out;
+error:
+    Py_XDECREF(out);
+    Py_DECREF(names);
+    return NULL;
+}
+
+/* -- the events ------------------------------------------------------------------------------------- */
+
+#define DISABLE_EVENT 1  /* a callback's result: return sys.monitoring.DISABLE */
+
+/* PY_START (resumed = 0) and PY_RESUME (resumed = 1). */
+static int
+on_open(Monitor *self, PyObject *code, int resumed)
+{
+    int keep = code_keep(self, code);
+    if (keep <= 0)
+        return keep < 0 ? -1 : DISABLE_EVENT;
+    if (PyThread_get_thread_ident() != self->thread) {
+        self->other_thread_events++;
+        return 0;
+    }
+    if (PyList_GET_SIZE(self->events) >= self->cap) {
+        if (append_event(self, self->k_truncated, code, now_ns(), Py_None) < 0)
+            return -1;
+        Py_INCREF(self);  /* truncate() may drop the last reference to these callbacks */
+        PyObject *done = PyObject_CallNoArgs(self->truncate);
+        Py_DECREF(self);
+        Py_XDECREF(done);
+        return done == NULL ? -1 : 0;
+    }
+    long long t = now_ns();
+    if (resumed || !self->want_args)
+        return append_event(self, resumed ? self->k_resume : self->k_call, code, t, Py_None);
+    PyObject *args = summarise_frame(self, code);
+    if (args == NULL)
+        return -1;
+    int rc = append_event(self, self->k_call, code, t, args);
+    Py_DECREF(args);
+    return rc;
+}
+
+/* PY_RETURN and PY_YIELD. */
+static int
+on_finish(Monitor *self, PyObject *code)
+{
+    int keep = code_keep(self, code);
+    if (keep <= 0)
+        return keep < 0 ? -1 : DISABLE_EVENT;
+    if (PyThread_get_thread_ident() != self->thread)
+        return 0;
+    return append_event(self, self->k_return, code, now_ns(), Py_None);
+}
+
+/* PY_UNWIND (unwind = 1) and PY_THROW (0): not local events, so never DISABLE. */
+static int
+on_unwind_or_throw(Monitor *self, PyObject *code, PyObject *exception, int unwind)
+{
+    int keep = code_known(self, code);
+    if (keep == -1)
+        return -1;
+    if (keep != 1 || PyThread_get_thread_ident() != self->thread)
+        return 0;
+    if (!unwind)
+        return append_event(self, self->k_resume, code, now_ns(), Py_None);
+    long long t = now_ns();
+    PyObject *name = PyObject_GetAttr((PyObject *)Py_TYPE(exception), str_name);
+    if (name == NULL)
+        return -1;
+    int rc = append_event(self, self->k_return, code, t, name);
+    Py_DECREF(name);
+    return rc;
+}
+
+static int
+is_c_function(Monitor *self, PyObject *func)
+{
+    PyObject *kind = (PyObject *)Py_TYPE(func);
+    Py_ssize_t n = PyTuple_GET_SIZE(self->c_types);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyTuple_GET_ITEM(self->c_types, i) == kind)
+            return 1;
+    return 0;
+}
+
+/* CALL (what = 0), C_RETURN (1) and C_RAISE (2). */
+static int
+on_c_event(Monitor *self, PyObject *code, PyObject *func, int what)
+{
+    int keep;
+    if (what == 0) {
+        keep = code_known(self, code);
+        if (keep == -1)
+            return -1;
+        if (keep != 1)
+            return DISABLE_EVENT;
+        if (!is_c_function(self, func) || PyThread_get_thread_ident() != self->thread)
+            return 0;
+    }
+    else {
+        if (!is_c_function(self, func))
+            return 0;
+        keep = code_known(self, code);
+        if (keep == -1)
+            return -1;
+        if (keep != 1 || PyThread_get_thread_ident() != self->thread)
+            return 0;
+    }
+    PyObject *key = PyObject_CallOneArg(self->ckey, func);
+    if (key == NULL)
+        return -1;
+    int rc = 0;
+    if (key != Py_None) {
+        if (what == 0)
+            rc = append_event(self, self->k_c_call, key, now_ns(), Py_None);
+        else
+            rc = append_event(self, self->k_c_return, key, now_ns(), what == 2 ? self->raised : Py_None);
+    }
+    Py_DECREF(key);
+    return rc;
+}
+
+/* -- the callbacks ---------------------------------------------------------------------------------- */
+
+/* What a callback returns for `rc`: DISABLE, None, or None after swallowing an Exception (see the top). */
+static PyObject *
+result(Monitor *self, int rc)
+{
+    if (rc == DISABLE_EVENT)
+        return Py_NewRef(self->disable);
+    if (rc < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL;
+        PyErr_Clear();
+        self->errors++;
+    }
+    Py_RETURN_NONE;
+}
+
+static int
+check_args(Monitor *self, const char *name, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected)
+{
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments (%zd given)", name, expected, nargs);
+        return -1;
+    }
+    if (!PyCode_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "%s(): the first argument must be a code object, not %.100s", name,
+                     Py_TYPE(args[0])->tp_name);
+        return -1;
+    }
+    if (self->events == NULL) {  /* never set up, or emptied by the garbage collector's tp_clear */
+        PyErr_Format(PyExc_TypeError, "%s(): the Monitor is not set up", name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+Monitor_py_start(Monitor *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (check_args(self, "py_start", args, nargs, 2) < 0)
+        return NULL;
+    return result(self, on_open(self, args[0], 0));
+}
+
+static PyObject *
+Monitor_py_resume(Monitor *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (check_args(self, "py_resume", args, nargs, 2) < 0)
+        return NULL;
+    return result(self, on_open(self, args[0], 1));
+}
+
+static PyObject *
+Monitor_py_return(Monitor *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (check_args(self, "py_return", args, nargs, 3) < 0)
+        return NULL;
+    return result(self, on_finish(self, args[0]));
+}
+
+static PyObject *
+Monitor_py_unwind(Monitor *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (check_args(self, "py_unwind", args, nargs, 3) < 0)
+        return NULL;
+    return result(self, on_unwind_or_throw(self, args[0], args[2], 1));
+}
+
+static PyObject *
+Monitor_py_throw(Monitor *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (check_args(self, "py_throw", args, nargs, 3) < 0)
+        return NULL;
+    return result(self, on_unwind_or_throw(self, args[0], args[2], 0));
+}
+
+static PyObject *
+Monitor_call(Monitor *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (check_args(self, "call", args, nargs, 4) < 0)
+        return NULL;
+    return result(self, on_c_event(self, args[0], args[2], 0));
+}
+
+static PyObject *
+Monitor_c_return(Monitor *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (check_args(self, "c_return", args, nargs, 4) < 0)
+        return NULL;
+    return result(self, on_c_event(self, args[0], args[2], 1));
+}
+
+static PyObject *
+Monitor_c_raise(Monitor *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (check_args(self, "c_raise", args, nargs, 4) < 0)
+        return NULL;
+    return result(self, on_c_event(self, args[0], args[2], 2));
+}
+
+/* monitor.callbacks(): {event name: bound method}, what _make_callbacks returns. */
+static PyObject *
+Monitor_callbacks(Monitor *self, PyObject *unused)
+{
+    static const char *pairs[][2] = {
+        {"PY_START", "py_start"}, {"PY_RESUME", "py_resume"}, {"PY_RETURN", "py_return"},
+        {"PY_YIELD", "py_return"}, {"PY_UNWIND", "py_unwind"}, {"PY_THROW", "py_throw"},
+        {"CALL", "call"}, {"C_RETURN", "c_return"}, {"C_RAISE", "c_raise"},
+    };
+    if (self->events == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the Monitor is not set up");
+        return NULL;
+    }
+    PyObject *out = PyDict_New();
+    if (out == NULL)
+        return NULL;
+    int n = self->want_c ? 9 : 6;
+    for (int i = 0; i < n; i++) {
+        PyObject *fn = PyObject_GetAttrString((PyObject *)self, pairs[i][1]);
+        if (fn == NULL || PyDict_SetItemString(out, pairs[i][0], fn) < 0) {
+            Py_XDECREF(fn);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(fn);
+    }
+    return out;
+}
+
+/* -- the Monitor type ------------------------------------------------------------------------------- */
+
+static PyObject *
+lookup_constant(PyObject *constants, const char *name)
+{
+    PyObject *value = PyMapping_GetItemString(constants, name);
+    if (value == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "constants: no %s (pass tracer.record.events' namespace)", name);
+    }
+    return value;
+}
+
+static int
+Monitor_init(Monitor *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"events", "codes", "classify", "builtin_key", "summarise", "by_type",
+                             "arg_names", "truncate", "constants", "disable", "c_types", "thread",
+                             "want_c", "want_args", "cap", NULL};
+    PyObject *events, *codes, *classify, *ckey, *summarise, *by_type, *arg_names, *truncate, *constants;
+    PyObject *disable, *c_types;
+    unsigned long long thread;
+    int want_c, want_args;
+    Py_ssize_t cap;
+    if (self->events != NULL) {
+        PyErr_SetString(PyExc_TypeError, "a Monitor is set up once");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOOOOOOO!Kppn:Monitor", kwlist,
+                                     &PyList_Type, &events, &PyDict_Type, &codes, &classify, &ckey,
+                                     &summarise, &by_type, &arg_names, &truncate, &constants, &disable,
+                                     &PyTuple_Type, &c_types, &thread, &want_c, &want_args, &cap))
+        return -1;
+    if (!PyCallable_Check(classify) || !PyCallable_Check(ckey) || !PyCallable_Check(summarise) ||
+            !PyCallable_Check(arg_names) || !PyCallable_Check(truncate)) {
+        PyErr_SetString(PyExc_TypeError, "classify, builtin_key, summarise, arg_names and truncate must be callable");
+        return -1;
+    }
+    if (by_type != Py_None && !PyDict_Check(by_type)) {
+        PyErr_SetString(PyExc_TypeError, "by_type must be a dict (summary._by_type) or None");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(c_types); i++) {
+        if (!PyType_Check(PyTuple_GET_ITEM(c_types, i))) {
+            PyErr_SetString(PyExc_TypeError, "c_types must be a tuple of types");
+            return -1;
+        }
+    }
+
+    PyObject **kinds[] = {&self->k_call, &self->k_return, &self->k_c_call, &self->k_c_return,
+                          &self->k_truncated, &self->k_resume, &self->raised};
+    const char *names[] = {"CALL", "RETURN", "C_CALL", "C_RETURN", "TRUNCATED", "RESUME", "RAISED"};
+    for (int i = 0; i < 7; i++) {
+        Py_CLEAR(*kinds[i]);  /* from an earlier __init__ that failed after this point */
+        if ((*kinds[i] = lookup_constant(constants, names[i])) == NULL)
+            return -1;
+    }
+
+    self->slots = PyMem_Calloc(64, sizeof(CodeSlot));
+    if (self->slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->mask = 63;
+    self->events = Py_NewRef(events);
+    self->codes = Py_NewRef(codes);
+    self->classify = Py_NewRef(classify);
+    self->ckey = Py_NewRef(ckey);
+    self->summarise = Py_NewRef(summarise);
+    self->by_type = by_type == Py_None ? NULL : Py_NewRef(by_type);
+    self->arg_names = Py_NewRef(arg_names);
+    self->truncate = Py_NewRef(truncate);
+    self->disable = Py_NewRef(disable);
+    self->c_types = Py_NewRef(c_types);
+    self->thread = (unsigned long)thread;
+    self->want_c = want_c;
+    self->want_args = want_args;
+    self->cap = cap;
+    return 0;
+}
+
+static int
+Monitor_traverse(Monitor *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->events);
+    Py_VISIT(self->codes);
+    Py_VISIT(self->classify);
+    Py_VISIT(self->ckey);
+    Py_VISIT(self->summarise);
+    Py_VISIT(self->by_type);
+    Py_VISIT(self->arg_names);
+    Py_VISIT(self->truncate);
+    Py_VISIT(self->disable);
+    Py_VISIT(self->c_types);
+    return 0;
+}
+
+static int
+Monitor_clear(Monitor *self)
+{
+    Py_CLEAR(self->events);
+    Py_CLEAR(self->codes);
+    Py_CLEAR(self->classify);
+    Py_CLEAR(self->ckey);
+    Py_CLEAR(self->summarise);
+    Py_CLEAR(self->by_type);
+    Py_CLEAR(self->arg_names);
+    Py_CLEAR(self->truncate);
+    Py_CLEAR(self->disable);
+    Py_CLEAR(self->c_types);
+    return 0;
+}
+
+static void
+Monitor_dealloc(Monitor *self)
+{
+    PyObject_GC_UnTrack(self);
+    Monitor_clear(self);
+    Py_CLEAR(self->k_call);
+    Py_CLEAR(self->k_return);
+    Py_CLEAR(self->k_c_call);
+    Py_CLEAR(self->k_c_return);
+    Py_CLEAR(self->k_truncated);
+    Py_CLEAR(self->k_resume);
+    Py_CLEAR(self->raised);
+    if (self->slots != NULL) {
+        for (size_t i = 0; i <= self->mask; i++) {
+            Py_XDECREF(self->slots[i].code);
+            Py_XDECREF(self->slots[i].names);
+        }
+        PyMem_Free(self->slots);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Monitor_get_errors(Monitor *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->errors);
+}
+
+static PyObject *
+Monitor_get_other_thread_events(Monitor *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->other_thread_events);
+}
+
+static PyGetSetDef Monitor_getset[] = {
+    {"errors", (getter)Monitor_get_errors, NULL, "how many events were dropped because recording them failed", NULL},
+    {"other_thread_events", (getter)Monitor_get_other_thread_events, NULL,
+     "how many starts and resumes of kept code ran on other threads (not recorded)", NULL},
+    {NULL},
+};
+
+static PyMethodDef Monitor_methods[] = {
+    {"py_start", (PyCFunction)(void (*)(void))Monitor_py_start, METH_FASTCALL, "PY_START(code, offset)"},
+    {"py_resume", (PyCFunction)(void (*)(void))Monitor_py_resume, METH_FASTCALL, "PY_RESUME(code, offset)"},
+    {"py_return", (PyCFunction)(void (*)(void))Monitor_py_return, METH_FASTCALL,
+     "PY_RETURN and PY_YIELD(code, offset, value)"},
+    {"py_unwind", (PyCFunction)(void (*)(void))Monitor_py_unwind, METH_FASTCALL, "PY_UNWIND(code, offset, exception)"},
+    {"py_throw", (PyCFunction)(void (*)(void))Monitor_py_throw, METH_FASTCALL, "PY_THROW(code, offset, exception)"},
+    {"call", (PyCFunction)(void (*)(void))Monitor_call, METH_FASTCALL, "CALL(code, offset, callable, arg0)"},
+    {"c_return", (PyCFunction)(void (*)(void))Monitor_c_return, METH_FASTCALL, "C_RETURN(code, offset, callable, arg0)"},
+    {"c_raise", (PyCFunction)(void (*)(void))Monitor_c_raise, METH_FASTCALL, "C_RAISE(code, offset, callable, arg0)"},
+    {"callbacks", (PyCFunction)Monitor_callbacks, METH_NOARGS,
+     "callbacks() -> {event name: callback}: the events to register, CALL, C_RETURN and C_RAISE only with want_c"},
+    {NULL},
+};
+
+PyDoc_STRVAR(Monitor_doc,
+"Monitor(events, codes, classify, builtin_key, summarise, by_type, arg_names, truncate, constants,\n"
+"        disable, c_types, thread, want_c, want_args, cap)\n"
+"--\n\n"
+"The sys.monitoring backend's callbacks in C: register each of callbacks() for its event.\n"
+"summarise: summary.summarise; by_type: summary._by_type (or None); arg_names(code): the parameter\n"
+"names, as summary.argument_names; constants: a mapping with CALL, RETURN, C_CALL, C_RETURN,\n"
+"TRUNCATED, RESUME and RAISED (tracer.record.events' namespace); disable: sys.monitoring.DISABLE;\n"
+"c_types: the C function types the builtin layer keeps; thread: threading.get_ident() of the\n"
+"recording thread. After the recording, add other_thread_events to the Recording's, and report errors.");
+
+static PyTypeObject Monitor_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer.record._fastmonitor.Monitor",
+    .tp_basicsize = sizeof(Monitor),
+    .tp_dealloc = (destructor)Monitor_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = Monitor_doc,
+    .tp_traverse = (traverseproc)Monitor_traverse,
+    .tp_clear = (inquiry)Monitor_clear,
+    .tp_methods = Monitor_methods,
+    .tp_getset = Monitor_getset,
+    .tp_init = (initproc)Monitor_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* -- the module ------------------------------------------------------------------------------------- */
+
+static PyObject *
+perf_counter_ns(PyObject *module, PyObject *unused)
+{
+    return PyLong_FromLongLong(now_ns());
+}
+
+static PyMethodDef module_methods[] = {
+    {"perf_counter_ns", perf_counter_ns, METH_NOARGS, "The clock the events are stamped with: time.perf_counter_ns."},
+    {NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tracer.record._fastmonitor",
+    .m_doc = "The sys.monitoring backend's callbacks in C (Python 3.12 and 3.13).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__fastmonitor(void)
+{
+    if (str_name == NULL && (str_name = PyUnicode_InternFromString("__name__")) == NULL)
+        return NULL;
+    if (PyType_Ready(&Monitor_Type) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    Py_INCREF(&Monitor_Type);
+    if (PyModule_AddObject(module, "Monitor", (PyObject *)&Monitor_Type) < 0) {
+        Py_DECREF(&Monitor_Type);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
