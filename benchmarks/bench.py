@@ -36,6 +36,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
 
 import timing  # noqa: E402
+from core import c_callbacks_built, pure_python  # noqa: E402
 from timing import interleave, overhead  # noqa: E402
 
 import tracer  # noqa: E402
@@ -108,8 +109,16 @@ def untraced(workload):
     workload()
 
 
-def tracer_mode(options):
+def tracer_mode(options, python_callbacks=False):
+    """The tracer's recording, timed alone; building the tree after it is timed on its own.
+    python_callbacks: record with the Python callbacks, not the C ones."""
     def run(workload):
+        if python_callbacks:
+            with pure_python():
+                return record(workload)
+        return record(workload)
+
+    def record(workload):
         rec = Recording(include=INCLUDE, **options)
         t0 = timing.clock()
         rec.start()
@@ -194,6 +203,8 @@ def dispatch_floor_mode():
 def make_modes(skip_viztracer_reason):
     modes = {"untraced": untraced}
     modes.update({name: tracer_mode(options) for name, options in TRACER_MODES.items()})
+    if c_callbacks_built():  # what the C callbacks save
+        modes["tracer python, Python callbacks"] = tracer_mode(TRACER_MODES["tracer python"], python_callbacks=True)
     if not skip_viztracer_reason:
         modes["viztracer"] = viztracer_mode(c_functions=False)
         modes["viztracer +C"] = viztracer_mode(c_functions=True)

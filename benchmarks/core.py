@@ -38,6 +38,7 @@ C methods of a dict subclass), viztracer +C every C function called from its fil
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import gc
 import importlib
@@ -60,6 +61,8 @@ for _path in (ROOT, HERE):  # the tracer from this source tree; timing.py as a s
 import timing  # noqa: E402
 import tracer  # noqa: E402
 from tracer.record import _choose_backend  # noqa: E402
+from tracer.record import monitoring as monitoring_backend  # noqa: E402
+from tracer.record import setprofile as setprofile_backend  # noqa: E402
 
 INCLUDED, EXCLUDED = "benchinc", "benchexc"
 DEFAULT_CALLS = 150_000
@@ -310,20 +313,45 @@ def count_calls(run, steps):
 
 # -- the modes ---------------------------------------------------------------------------------
 
-def tracer_mode(record_times, **options):
-    """A run under tracer.trace(include=benchinc, **options): the whole with-block is timed."""
+@contextlib.contextmanager
+def pure_python():
+    """The tracer's Python callbacks in place of its C ones, for the block."""
+    saved = setprofile_backend.USE_C, monitoring_backend.USE_C
+    setprofile_backend.USE_C = monitoring_backend.USE_C = False
+    try:
+        yield
+    finally:
+        setprofile_backend.USE_C, monitoring_backend.USE_C = saved
+
+
+def c_callbacks_built() -> bool:
+    """Does the default backend of this Python record with C callbacks?"""
+    return bool(setprofile_backend.USE_C if sys.version_info < (3, 12) else monitoring_backend.USE_C)
+
+
+def tracer_mode(record_times, python_callbacks=False, **options):
+    """A run under tracer.trace(include=benchinc, **options): the whole with-block is timed.
+    python_callbacks: record with the Python callbacks, not the C ones."""
     trace = tracer.trace
 
-    def run(workload):
+    def traced(workload):
         with trace(include=(INCLUDED,), **options) as t:
             workload()
+        return t
+
+    if python_callbacks:
+        def traced(workload, traced=traced):  # noqa: F811
+            with pure_python():
+                return traced(workload)
+
+    def run(workload):
+        t = traced(workload)
         meta = t.meta
         record_times.append(meta["duration_ns"] / 1e9)
         return {"events": meta["events"]}
 
     def detail(workload):
-        with trace(include=(INCLUDED,), **options) as t:
-            workload()
+        t = traced(workload)
         calls = t.calls
         c_calls = sum(1 for call in calls if call.kind == "builtin")
         return {"events": t.meta["events"], "calls": len(calls), "python_calls": len(calls) - c_calls,
@@ -399,6 +427,8 @@ def measure(repeat=DEFAULT_REPEAT, calls=DEFAULT_CALLS, warmup=1):
             modes[name], details[name] = tracer_mode(times, **options)
 
         add_tracer("tracer python")
+        if c_callbacks_built():  # what the C callbacks save
+            add_tracer("tracer python, Python callbacks", python_callbacks=True)
         add_tracer("tracer python+builtin", layers=("python", "builtin"))
         if sys.version_info >= (3, 12):
             add_tracer("tracer python (setprofile)", backend="setprofile")

@@ -22,19 +22,26 @@ _by_type: dict[type, object] = {}
 def summarise(value) -> str:
     """One value as a short string; safe for any object."""
     kind = type(value)
-    try:
-        fn = _by_type.get(kind)
-        if fn is None:
-            fn = _by_type[kind] = _summariser_for(kind)
-        return fn(value)
-    except Exception:  # a property that raised (a nested tensor's shape, a metaclass's name) must not break tracing
-        return _type_name(kind)
+    fn = _by_type.get(kind)
+    if fn is None:
+        fn = _by_type[kind] = _summariser_for(kind)
+    return fn(value)  # each summariser is safe: see _summariser_for
 
 
 def summarise_frame(code, f_locals) -> tuple:
     """The arguments of a frame that has just started: their summaries in the order of
     ``argument_names(code)``, None for one that is unbound. A tuple holds them in a third of a dict's memory."""
-    return tuple([summarise(f_locals[name]) if name in f_locals else None for name in cached_argument_names(code)])
+    names = _arg_names.get(code) or cached_argument_names(code)
+    get = _by_type.get  # summarise() inlined: this runs for every recorded call
+    out = []
+    for name in names:
+        if name in f_locals:
+            value = f_locals[name]
+            fn = get(type(value))
+            out.append(fn(value) if fn is not None else summarise(value))
+        else:
+            out.append(None)
+    return tuple(out)
 
 
 def cached_argument_names(code) -> tuple[str, ...]:
@@ -92,7 +99,10 @@ def _tensor_subclass(value) -> str:
 def _tensor(value) -> str:
     # Formatting a shape and a device costs microseconds: each distinct kind of tensor is formatted once,
     # and every call with such a tensor shares the one string.
-    key = (value.dtype, value.shape, value.device, value.requires_grad, type(value))
+    try:
+        key = (value.dtype, value.shape, value.device, value.requires_grad, type(value))
+    except Exception:  # a tensor without these (a nested tensor's shape raises)
+        return _type_name(type(value))
     text = _tensor_texts.get(key)
     if text is None:
         if len(_tensor_texts) >= _MAX_TENSOR_TEXTS:
@@ -135,27 +145,52 @@ def _shared(fn):
 _MAX_SHARED = 10_000
 
 
+def _guarded(fn, kind):
+    """fn, giving the type's name where it raises (a property of the value, a metaclass's __name__)."""
+    fallback = _type_name(kind)
+
+    def guarded(value):
+        try:
+            return fn(value)
+        except Exception:
+            return fallback
+    return guarded
+
+
 def _summariser_for(kind: type):
+    """The summariser of values of type `kind`. It never raises: summarise_frame calls it unguarded."""
+    try:
+        fn, safe = _unguarded_summariser_for(kind)
+    except Exception:  # the type itself misbehaves (its __name__ or __mro__ raises)
+        name = _type_name(kind)
+        return lambda v: name
+    return fn if safe else _guarded(fn, kind)
+
+
+def _unguarded_summariser_for(kind: type):
+    """(summariser, whether it can never raise)."""
     if kind in (int, bool, type(None)):  # one dict per type: True == 1 (floats not at all: 0.0 == -0.0)
-        return _shared(repr)
+        return _shared(repr), True
     if kind in _SCALARS:
-        return repr
+        return repr, True
     if kind is str:
-        return _shared(_string)
+        return _shared(_string), True
     if kind in (list, tuple, dict, set, frozenset):
-        return lambda v: f"{kind.__name__}[{len(v)}]"
+        name = kind.__name__
+        return (lambda v: f"{name}[{len(v)}]"), True
     if _is_tensor_type(kind):
         plain = kind.__name__ in ("Tensor", "Parameter") and kind.__module__ in ("torch", "torch._tensor", "torch.nn.parameter")
-        return _tensor if plain else _tensor_subclass
+        return (_tensor, True) if plain else (_tensor_subclass, False)
+    name = _type_name(kind)
     if _is_module_type(kind):
-        return lambda v: kind.__name__
+        return (lambda v: name), True
     module = kind.__module__ or ""
-    if module == "torch" and kind.__name__ in ("dtype", "device", "layout", "memory_format"):
-        return str
-    if module == "torch" and kind.__name__ == "Size":
-        return lambda v: f"Size[{', '.join(map(str, v))}]"
+    if module == "torch" and name in ("dtype", "device", "layout", "memory_format"):
+        return str, False
+    if module == "torch" and name == "Size":
+        return (lambda v: f"Size[{', '.join(map(str, v))}]"), False
     if isinstance(kind, type) and issubclass(kind, type):
-        return lambda v: f"class {v.__name__}"
-    if kind.__name__ in ("function", "builtin_function_or_method", "method"):
-        return lambda v: f"{kind.__name__} {getattr(v, '__qualname__', '?')}"
-    return lambda v: kind.__name__
+        return (lambda v: f"class {v.__name__}"), False
+    if name in ("function", "builtin_function_or_method", "method"):
+        return (lambda v: f"{name} {getattr(v, '__qualname__', '?')}"), False
+    return (lambda v: name), True
