@@ -645,3 +645,11 @@ def test_an_include_that_names_no_package_is_noted(sample):
         sample.helper(1)
     assert any("'smaple'" in note and "a typo?" in note for note in t.meta["notes"])
     assert not any("'sample'" in note for note in t.meta["notes"])
+
+
+def test_builtin_keys_of_methods_made_anew_at_each_access_are_cached_once():
+    from tracer.record import Recording
+    rec = Recording(include=("sample",), layers=("python", "builtin"))
+    assert dict.fromkeys is not dict.fromkeys  # a new bound method at each access
+    keys = {rec.builtin_key(dict.fromkeys) for _ in range(100)}
+    assert keys == {None} and len(rec._builtin_keys) == 1

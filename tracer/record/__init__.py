@@ -46,7 +46,12 @@ class Recording:
     def builtin_key(self, func):
         """The interned (module, name) of a C function in the include set, else None."""
         owner = getattr(func, "__self__", None)
-        cache_key = func if owner is None or isinstance(owner, (ModuleType, type)) else (type(owner), func.__name__)
+        # A module's functions are the same objects at every call; a method bound to a type or an instance
+        # is made anew at each access (dict.fromkeys), so it is cached by its owner's type and its name.
+        if owner is None or isinstance(owner, ModuleType):
+            cache_key = func
+        else:
+            cache_key = (owner if isinstance(owner, type) else type(owner), func.__name__)
         try:
             return self._builtin_keys[cache_key]
         except KeyError:
