@@ -10,15 +10,18 @@ import time
 
 from . import source
 from .record import Recording
-from .record.summary import frame_args
+from .record.summary import argument_names
 from .record.events import (ATEN_CALL, ATEN_RETURN, C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RESUME, RETURN,
                             TRUNCATED)
 
 class Call:
     """One call that ran: a Python function, a C function of the traced package, or an ATen operator."""
 
-    __slots__ = ("name", "module", "relpath", "line", "kind", "args", "error", "start_ns", "duration_ns",
-                 "children", "parent", "depth", "file", "open", "resumed", "pinned_url")
+    # `args` is a property over two slots: a python call keeps its summaries and parameter names as the
+    # recording made them (two tuples), and becomes the {name: summary} dict the first time it is read.
+    # build() makes each call without __init__: a slot added here must be set there as well.
+    __slots__ = ("name", "module", "relpath", "line", "kind", "_args", "_arg_names", "error", "start_ns",
+                 "duration_ns", "children", "parent", "depth", "file", "open", "resumed", "pinned_url")
 
     def __init__(self, name, module=None, relpath=None, line=None, kind="python", args=None, error=None,
                  start_ns=0, duration_ns=0, file=None, parent=None):
@@ -38,6 +41,20 @@ class Call:
         self.open = False  # still running when recording stopped (truncated, or the block ended inside it)
         self.resumed = False  # a generator or coroutine going on from a yield/await, not a new call
         self.pinned_url = None  # a loaded trace keeps the links it was saved with
+
+    @property
+    def args(self) -> dict:
+        """{parameter name: summary} (``{"input": "f32[2, 3] cpu"}``); {} where none were recorded."""
+        names = self._arg_names
+        if names is not None:  # not read yet: the summaries as recorded, None for an unbound parameter
+            self._args = {name: text for name, text in zip(names, self._args) if text is not None}
+            self._arg_names = None
+        return self._args
+
+    @args.setter
+    def args(self, value: dict):
+        self._args = value
+        self._arg_names = None
 
     @property
     def qualname(self) -> str:
@@ -227,66 +244,131 @@ def trace(layers=("python",), include=("torch", "torchvision"), depth=None, args
 
 def build(rec: Recording, exc_type=None):
     """The call tree from a finished recording: one pass over the events with a stack."""
+    collecting = gc.isenabled()
+    gc.disable()  # a new object or two per call, none of them garbage: collecting as the tree grows only costs time
+    try:
+        return _build(rec, exc_type)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _build(rec, exc_type):
+    # One pass, kept tight (it runs once per event): calls are made without __init__ (every slot is set
+    # here, as Call.__init__ sets it), and a return that closes the innermost open call is handled inline.
     scope = rec.scope
     modules = scope.modules
     events = rec.events
     end_ns = rec.stopped_ns or (events[-1][2] if events else 0)
     root = Call("<traced block>", kind="block", start_ns=rec.started_ns or 0, duration_ns=end_ns - (rec.started_ns or 0))
-    python_info: dict = {}
+    python_info: dict = {}  # id(code) -> (name, module, relpath, line, file, parameter names, plumbing)
+    aten_info: dict = {}  # id(op) -> (name, namespace, relpath, line)
     machinery = rec.machinery
     depth_limit = rec.depth
     stack: list = [root]  # open calls, or a marker for an open call that is not kept
     keys: list = [None]  # what each open call is, to match its return
+    push, pop, push_key, pop_key = stack.append, stack.pop, keys.append, keys.pop
     in_aten = 0  # inside an operator: the dispatcher's own Python frames are not the program's calls
-    hidden = [0]  # calls below the depth limit
+    hidden = 0  # calls below the depth limit
     truncated_at = None
     unwound: dict = {}  # id(call) -> (event index, error) for calls that raised
-
-    def kept_parent(key, plumbing=False):
-        """The call a new call hangs under; None when it is not kept, and its marker is pushed instead."""
-        keys.append(key)
-        parent = stack[-1]
-        if plumbing or parent is _DROPPED:
-            stack.append(_DROPPED)
-        elif parent is _HIDDEN or (depth_limit is not None and parent.depth >= depth_limit):
-            stack.append(_HIDDEN)
-            hidden[0] += 1
-        else:
-            return parent
-        return None
-
-    def attach(call):
-        call.parent.children.append(call)
-        stack.append(call)
+    new = object.__new__
+    hidden_marker, dropped = _HIDDEN, _DROPPED
+    call_kind, resume_kind, return_kind, c_call_kind, c_return_kind = CALL, RESUME, RETURN, C_CALL, C_RETURN
+    raised, raised_here = RAISED, RAISED_HERE
+    qualnames = _owner_qualnames(events) if sys.version_info < (3, 11) else None
 
     for index, (kind, what, t, extra) in enumerate(events):
-        if kind == CALL or kind == RESUME:
+        if kind == call_kind or kind == resume_kind:
             if in_aten:
                 continue
             info = python_info.get(id(what))  # by identity: the events keep each code object alive
             if info is None:
-                info = python_info[id(what)] = _python_info(what, modules.get(id(what)))
-            parent = kept_parent(what, id(what) in machinery)
-            if parent is not None:
-                args = frame_args(what, extra) if extra is not None else None
-                call = Call(info[0], info[1], info[2], info[3], "python", args, None, t, 0, info[4], parent)
-                call.resumed = kind == RESUME
-                attach(call)
-        elif kind == C_CALL:
+                info = python_info[id(what)] = _python_info(what, modules.get(id(what)), id(what) in machinery, qualnames)
+            push_key(what)
+            parent = stack[-1]
+            if info[6] or parent is dropped:
+                push(dropped)
+                continue
+            if parent is hidden_marker or (depth_limit is not None and parent.depth >= depth_limit):
+                push(hidden_marker)
+                hidden += 1
+                continue
+            call = new(Call)
+            call.name, call.module, call.relpath, call.line, call.file, names, _ = info
+            call.kind = "python"
+            if extra is None:  # no summaries (args=False), or a resumption: its arguments were shown where it started
+                call._args = call._arg_names = ()
+            else:
+                call._args, call._arg_names = extra, names
+            call.error = None
+            call.start_ns = t
+            call.duration_ns = 0
+            call.children = []
+            call.parent = parent
+            call.depth = parent.depth + 1
+            call.open = False
+            call.resumed = kind == resume_kind
+            call.pinned_url = None
+            parent.children.append(call)
+            push(call)
+        elif kind == return_kind or kind == c_return_kind:
             if in_aten:
                 continue
-            parent = kept_parent(what)
-            if parent is not None:
-                attach(Call(what[1], what[0], None, None, "builtin", None, None, t, 0, None, parent))
-        elif kind == RETURN or kind == C_RETURN:
+            if keys[-1] is what and what is not None:  # the innermost open call returns: _close, inline
+                pop_key()
+                call = pop()
+                if call is not hidden_marker and call is not dropped:
+                    call.duration_ns = t - call.start_ns
+                    if extra:
+                        unwound[id(call)] = (index, extra)
+                        call.error = raised if extra == raised_here else extra
+            else:
+                _close(stack, keys, what, t, extra, index, unwound)
+        elif kind == c_call_kind:
             if in_aten:
                 continue
-            _close(stack, keys, what, t, extra, index, unwound)
+            push_key(what)
+            parent = stack[-1]
+            if parent is dropped:
+                push(dropped)
+                continue
+            if parent is hidden_marker or (depth_limit is not None and parent.depth >= depth_limit):
+                push(hidden_marker)
+                hidden += 1
+                continue
+            call = new(Call)
+            call.name = what[1]
+            call.module = what[0]
+            call.relpath = call.line = call.file = None
+            call.kind = "builtin"
+            call._args = call._arg_names = ()
+            call.error = None
+            call.start_ns = t
+            call.duration_ns = 0
+            call.children = []
+            call.parent = parent
+            call.depth = parent.depth + 1
+            call.open = call.resumed = False
+            call.pinned_url = None
+            parent.children.append(call)
+            push(call)
         elif kind == ATEN_CALL:
             if in_aten == 0:
-                parent = kept_parent(what)
-                if parent is not None:
-                    attach(_aten_call(what, extra, t, parent))
+                push_key(what)
+                parent = stack[-1]
+                if parent is dropped:
+                    push(dropped)
+                elif parent is hidden_marker or (depth_limit is not None and parent.depth >= depth_limit):
+                    push(hidden_marker)
+                    hidden += 1
+                else:
+                    info = aten_info.get(id(what))  # the events keep each operator alive
+                    if info is None:
+                        info = aten_info[id(what)] = _aten_info(what)
+                    call = Call(info[0], info[1], info[2], info[3], "aten", extra, None, t, 0, None, parent)
+                    parent.children.append(call)
+                    push(call)
             in_aten += 1
         elif kind == ATEN_RETURN:
             in_aten -= 1
@@ -303,7 +385,7 @@ def build(rec: Recording, exc_type=None):
     if exc_type is not None:
         _name_escaped_error(root, exc_type.__name__, unwound)
     meta = _meta(rec, len(events), truncated_at, exc_type)
-    meta["hidden_below_depth"] = hidden[0]
+    meta["hidden_below_depth"] = hidden
     return root, meta
 
 
@@ -311,11 +393,11 @@ def build(rec: Recording, exc_type=None):
 _HIDDEN, _DROPPED = "hidden", "dropped"
 
 
-def _aten_call(op, args, t, parent) -> Call:
+def _aten_info(op):
     name = op.name()
     namespace, _, base = name.partition("::")
     line = source.native_function_line(base) if namespace == "aten" else None  # custom ops live elsewhere
-    return Call(name, namespace, source.NATIVE_FUNCTIONS if line else None, line, "aten", args, None, t, 0, None, parent)
+    return name, namespace, source.NATIVE_FUNCTIONS if line else None, line
 
 
 def _close(stack, keys, key, t, error, index, unwound):
@@ -337,11 +419,12 @@ def _close(stack, keys, key, t, error, index, unwound):
             call.open = True
 
 
-def _python_info(code, module):
-    name = getattr(code, "co_qualname", None) or _qualname_of(code)
+def _python_info(code, module, plumbing, qualnames=None):
+    name = getattr(code, "co_qualname", None) or (
+        _qualname_of(code) if qualnames is None else qualnames.get(id(code), code.co_name))
     filename = code.co_filename
     relpath = source.relpath_of(filename, module)
-    return name, module, relpath, code.co_firstlineno, filename if relpath else None
+    return name, module, relpath, code.co_firstlineno, filename if relpath else None, argument_names(code), plumbing
 
 
 def _qualname_of(code) -> str:
@@ -350,6 +433,19 @@ def _qualname_of(code) -> str:
         if getattr(owner, "__code__", None) is code and isinstance(getattr(owner, "__qualname__", None), str):
             return owner.__qualname__
     return code.co_name
+
+
+def _owner_qualnames(events) -> dict:
+    """_qualname_of for every recorded code object at once, {id(code): qualname} where a function owns it:
+    one pass over the heap (gc.get_referrers lists referrers in heap order, so each code gets the same owner)."""
+    codes = {id(what): what for kind, what, _, _ in events if kind == CALL or kind == RESUME}
+    found: dict = {}
+    for owner in gc.get_referrers(*codes.values()) if codes else ():
+        code = getattr(owner, "__code__", None)
+        if code is not None and codes.get(id(code)) is code and id(code) not in found \
+                and isinstance(getattr(owner, "__qualname__", None), str):
+            found[id(code)] = owner.__qualname__
+    return found
 
 
 def _name_escaped_error(root, type_name, unwound):

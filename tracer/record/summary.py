@@ -45,19 +45,13 @@ def summarise_frame(code, f_locals) -> tuple:
 
 
 def cached_argument_names(code) -> tuple[str, ...]:
-    """argument_names(code), worked out once per code object (frame_args reads them back when the tree is built)."""
+    """argument_names(code), worked out once per code object."""
     names = _arg_names.get(code)
     if names is None:
         if len(_arg_names) >= _MAX_CODES:
             _arg_names.clear()
         names = _arg_names[code] = argument_names(code)
     return names
-
-
-def frame_args(code, summaries) -> dict[str, str]:
-    """summarise_frame's tuple as {parameter name: summary}."""
-    names = _arg_names.get(code) or argument_names(code)
-    return {name: text for name, text in zip(names, summaries) if text is not None}
 
 
 def argument_names(code) -> tuple[str, ...]:
