@@ -50,6 +50,7 @@ NOISE = 0.15
 CALL_KINDS = (CALL, RESUME, C_CALL, ATEN_CALL)
 TRACER_MODES = {  # mode -> trace() options
     "tracer python": dict(layers=("python",)),
+    "tracer python, no args": dict(layers=("python",), args=False),
     "tracer python+builtin": dict(layers=("python", "builtin")),
     "tracer python+builtin+aten": dict(layers=("python", "builtin", "aten")),
     "tracer aten": dict(layers=("aten",)),
@@ -440,7 +441,8 @@ def check_targets(results, memory, render, core):
     for workload in ("DataLoader, 3 epochs", "load_state_dict x10"):
         if workload not in results:
             continue
-        for ours, theirs in (("tracer python", "viztracer"), ("tracer python+builtin", "viztracer +C")):
+        for ours, theirs in (("tracer python", "viztracer"), ("tracer python, no args", "viztracer"),
+                             ("tracer python+builtin", "viztracer +C")):
             if theirs in results[workload]:
                 a, b = factor(workload, ours), factor(workload, theirs)
                 targets.append((a <= 1.5 * b, f"{workload}, Python {py}: {ours} overhead {a:.2f} "
@@ -449,7 +451,8 @@ def check_targets(results, memory, render, core):
         if run["backend"] != "sys.monitoring":
             continue
         modes = run["modes"]
-        for ours, theirs in (("tracer python", "viztracer"), ("tracer python+builtin", "viztracer +C")):
+        for ours, theirs in (("tracer python", "viztracer"), ("tracer python, no args", "viztracer"),
+                             ("tracer python+builtin", "viztracer +C")):
             if ours in modes and theirs in modes:
                 a, b = modes[ours]["record_overhead"], modes[theirs]["overhead"]
                 targets.append((a <= b, f"torch-free workload, Python {run['python']} sys.monitoring: {ours} "

@@ -17,6 +17,8 @@ Modes, interleaved (timing.interleave: A B C A B C ...):
     untraced                     the workload called directly
     tracer python                with tracer.trace(include=("benchinc",)): the default backend
                                  (sys.monitoring on 3.12+, setprofile on 3.10/3.11)
+    tracer python, no args       the same with args=False: no argument summaries, as viztracer keeps none
+    tracer python, Python callbacks   the same with the tracer's Python callbacks, where the C ones are built
     tracer python+builtin        the same with layers=("python", "builtin")
     tracer python (setprofile)   3.12+ only: backend="setprofile", for comparison
     viztracer                    VizTracer(include_files=[benchinc's folder], ignore_c_function=True):
@@ -427,6 +429,7 @@ def measure(repeat=DEFAULT_REPEAT, calls=DEFAULT_CALLS, warmup=1):
             modes[name], details[name] = tracer_mode(times, **options)
 
         add_tracer("tracer python")
+        add_tracer("tracer python, no args", args=False)
         if c_callbacks_built():  # what the C callbacks save
             add_tracer("tracer python, Python callbacks", python_callbacks=True)
         add_tracer("tracer python+builtin", layers=("python", "builtin"))

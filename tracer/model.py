@@ -10,6 +10,7 @@ import time
 
 from . import source
 from .record import Recording
+from .record.aten import operator_argument_names  # torch-free: torch is imported by make_mode only
 from .record.summary import argument_names
 from .record.events import (ATEN_CALL, ATEN_RETURN, C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RESUME, RETURN,
                             TRUNCATED)
@@ -366,7 +367,11 @@ def _build(rec, exc_type):
                     info = aten_info.get(id(what))  # the events keep each operator alive
                     if info is None:
                         info = aten_info[id(what)] = _aten_info(what)
-                    call = Call(info[0], info[1], info[2], info[3], "aten", extra, None, t, 0, None, parent)
+                    if type(extra) is tuple:  # positional summaries, in schema order
+                        call = Call(info[0], info[1], info[2], info[3], "aten", None, None, t, 0, None, parent)
+                        call._args, call._arg_names = extra, operator_argument_names(what)
+                    else:
+                        call = Call(info[0], info[1], info[2], info[3], "aten", extra, None, t, 0, None, parent)
                     parent.children.append(call)
                     push(call)
             in_aten += 1

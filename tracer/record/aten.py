@@ -16,7 +16,7 @@ Imported only when the aten layer is asked for.
 from __future__ import annotations
 
 from .events import ATEN_CALL, ATEN_RETURN, TRUNCATED
-from .summary import summarise
+from .summary import _by_type, summarise
 
 
 def make_mode(rec):
@@ -68,13 +68,23 @@ def _machinery_codes():
     return codes
 
 
-def _summarise_op(func, args, kwargs, _names={}):
+def operator_argument_names(func, _names={}) -> tuple[str, ...]:
+    """The parameter names of an operator's schema, worked out once per operator."""
     # By id: an OpOverload's __hash__ is Python, which the python layer would record inside every operator.
     # The entry holds the operator, so its id is not reused.
     entry = _names.get(id(func))
     if entry is None:
         entry = _names[id(func)] = (func, tuple(a.name for a in func._schema.arguments))
-    names = entry[1]
+    return entry[1]
+
+
+def _summarise_op(func, args, kwargs):
+    """The summaries of an operator's arguments: a tuple in schema order when all are positional (the
+    common case, and a third of a dict's memory), else a dict by name."""
+    names = operator_argument_names(func)
+    get = _by_type.get  # summarise() inlined, as in summarise_frame
+    if not kwargs and len(args) <= len(names):
+        return tuple([(get(type(value)) or summarise)(value) for value in args])
     out = {}
     for i, value in enumerate(args):
         out[names[i] if i < len(names) else f"arg{i}"] = summarise(value)
