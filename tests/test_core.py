@@ -653,3 +653,19 @@ def test_builtin_keys_of_methods_made_anew_at_each_access_are_cached_once():
     assert dict.fromkeys is not dict.fromkeys  # a new bound method at each access
     keys = {rec.builtin_key(dict.fromkeys) for _ in range(100)}
     assert keys == {None} and len(rec._builtin_keys) == 1
+
+
+@pytest.mark.skipif(not C_BACKENDS, reason="no C callbacks are built here")
+@pytest.mark.parametrize("name", C_BACKENDS)
+def test_an_error_inside_the_c_callbacks_drops_the_event_not_the_program(sample, monkeypatch, name):
+    from tracer.record.scope import Scope
+
+    def broken(self, code, module_name):
+        raise RuntimeError("classification failed")
+
+    monkeypatch.setattr(C_MODULES[name], "USE_C", True)
+    monkeypatch.setattr(Scope, "classify_code", broken)
+    with tracer.trace(include=("sample",), backend=name) as t:
+        assert sample.outer(3) == sum(i ** 0.5 + i for i in range(3))
+    assert len(t) == 0
+    assert any("events were not recorded because recording them failed" in note for note in t.meta["notes"])

@@ -43,6 +43,12 @@ class Recording:
         self._mode = None
         self.started_ns = self.stopped_ns = None
 
+    def note_dropped(self, errors: int):
+        """Say that a C callback dropped `errors` events because recording them raised."""
+        if errors:
+            self.notes.append(f"{errors:,} events were not recorded because recording them failed "
+                              "(an argument that could not be summarised, say); the code ran on")
+
     def builtin_key(self, func):
         """The interned (module, name) of a C function in the include set, else None."""
         owner = getattr(func, "__self__", None)

@@ -82,9 +82,7 @@ class MonitoringRecorder:
             if monitor is not None:
                 rec = self.recording
                 rec.other_thread_events += monitor.other_thread_events
-                if monitor.errors:
-                    rec.notes.append(f"{monitor.errors:,} events were not recorded because recording them failed "
-                                     "(an argument that could not be summarised, say); the code ran on")
+                rec.note_dropped(monitor.errors)
 
     def _stop(self):
         mon = sys.monitoring

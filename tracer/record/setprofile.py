@@ -79,10 +79,7 @@ class ProfileRecorder:
         if sys.getprofile() is not self.installed:
             self.recording.notes.append("the traced code replaced the profile function (sys.setprofile), "
                                         "so recording stopped there")
-        errors = getattr(self.callback, "errors", 0)
-        if errors:
-            self.recording.notes.append(f"{errors:,} events were not recorded because recording them failed "
-                                        "(an argument that could not be summarised, say); the code ran on")
+        self.recording.note_dropped(getattr(self.callback, "errors", 0))
         self._restore()
         threading.setprofile(self._previous_thread_profile)
 
