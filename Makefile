@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup book test test-core bench clean
 
-$(STAMP): requirements.txt pyproject.toml setup.py $(wildcard tracer/record/*.c)
+$(STAMP): requirements.txt pyproject.toml setup.py $(wildcard tracer/record/*.c tracer/record/*.h)
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { echo "$(PYTHON) cannot make virtual environments: install its venv module (Debian/Ubuntu: apt-get install python3-venv), or run make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -e .

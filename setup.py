@@ -16,6 +16,7 @@ C_CALLBACKS = {(3, 10): "_fastprofile", (3, 11): "_fastprofile", (3, 12): "_fast
 extensions = []
 name = C_CALLBACKS.get(sys.version_info[:2])
 if platform.python_implementation() == "CPython" and name and not sysconfig.get_config_var("Py_GIL_DISABLED"):
-    extensions.append(Extension(f"tracer.record.{name}", [f"tracer/record/{name}.c"], optional=True))
+    extensions.append(Extension(f"tracer.record.{name}", [f"tracer/record/{name}.c"],
+                                depends=["tracer/record/_recording.h"], optional=True))
 
 setup(ext_modules=extensions)

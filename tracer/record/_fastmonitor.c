@@ -20,7 +20,7 @@
  * Only code objects in the include set are recorded; `classify(code, module_name)` decides, once per
  * code object, and fills the `codes` dict (id(code) -> bool) that is the one record of its decisions.
  * Code that is not kept gets DISABLE where the event allows it (not PY_UNWIND, PY_THROW, C_RETURN,
- * C_RAISE), so after warm-up it costs nothing. As in _fastprofile.c, a small pointer table in front of
+ * C_RAISE), so after warm-up it costs nothing. As in _fastprofile.c, a CodeTable (_recording.h) in front of
  * that dict makes the common case cost no allocation; it holds a reference to each code object it
  * names, so no id is reused meanwhile, and it also keeps each kept code object's argument names.
  *
@@ -45,6 +45,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "_recording.h"
 #include <frameobject.h>
 #include <pythread.h>
 
@@ -55,27 +56,7 @@
 #error "_fastmonitor needs the GIL: its code table is not safe on a free-threaded build"
 #endif
 
-/* -- the clock -------------------------------------------------------------------------------------- */
-
-static inline long long
-now_ns(void)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    PyTime_t t;
-    (void)PyTime_PerfCounterRaw(&t);  /* the raw variant never fails */
-    return (long long)t;
-#else
-    return (long long)_PyTime_GetPerfCounter();
-#endif
-}
-
-/* -- the code table: code object -> keep, in front of the `codes` dict ------------------------------ */
-
-typedef struct {
-    PyObject *code;   /* a strong reference, or NULL for an empty slot */
-    PyObject *names;  /* a kept code's argument names (a tuple), NULL until first needed */
-    int keep;
-} CodeSlot;
+/* -- the recorder's state ----------------------------------------------------------------------------- */
 
 typedef struct {
     PyObject_HEAD
@@ -96,90 +77,18 @@ typedef struct {
     Py_ssize_t cap;         /* max_events */
     Py_ssize_t errors;      /* events dropped because the callback failed */
     Py_ssize_t other_thread_events;
-    CodeSlot *slots;
-    size_t mask;            /* number of slots - 1; a power of two less one */
-    size_t used;
+    CodeTable table;        /* code object -> keep, in front of `codes` */
 } Monitor;
 
 static PyTypeObject Monitor_Type;
 static PyObject *str_name;  /* "__name__" */
-
-static size_t
-slot_hash(PyObject *code)
-{
-    /* Fibonacci hashing of the address; objects are 16-byte aligned, so the low bits say nothing. */
-    return (size_t)(((uintptr_t)code >> 4) * (uintptr_t)0x9E3779B97F4A7C15ULL);
-}
-
-static CodeSlot *
-slot_find(Monitor *self, PyObject *code)
-{
-    size_t i = slot_hash(code) & self->mask;
-    while (self->slots[i].code != NULL && self->slots[i].code != code)
-        i = (i + 1) & self->mask;
-    return &self->slots[i];
-}
-
-static int
-slot_grow(Monitor *self)
-{
-    size_t old_size = self->mask + 1, new_size = old_size * 2;
-    CodeSlot *old = self->slots, *fresh = PyMem_Calloc(new_size, sizeof(CodeSlot));
-    if (fresh == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    self->slots = fresh;
-    self->mask = new_size - 1;
-    for (size_t i = 0; i < old_size; i++)
-        if (old[i].code != NULL)
-            *slot_find(self, old[i].code) = old[i];
-    PyMem_Free(old);
-    return 0;
-}
-
-static int
-slot_remember(Monitor *self, PyObject *code, int keep)
-{
-    if ((self->used + 1) * 2 > self->mask + 1 && slot_grow(self) < 0)
-        return -1;
-    CodeSlot *slot = slot_find(self, code);
-    if (slot->code == NULL) {
-        Py_INCREF(code);
-        slot->code = code;
-        self->used++;
-    }
-    slot->keep = keep;
-    return 0;
-}
-
-/* What the recording decided about `code`: 1 kept, 0 not, -2 not classified yet, -1 an error.
- * codes.get(id(code)), with the table in front. */
-static int
-code_known(Monitor *self, PyObject *code)
-{
-    CodeSlot *slot = slot_find(self, code);
-    if (slot->code == code)
-        return slot->keep;
-    PyObject *id = PyLong_FromVoidPtr(code);
-    if (id == NULL)
-        return -1;
-    PyObject *value = PyDict_GetItemWithError(self->codes, id);  /* borrowed */
-    Py_DECREF(id);
-    if (value == NULL)
-        return PyErr_Occurred() ? -1 : -2;
-    int keep = PyObject_IsTrue(value);
-    if (keep < 0 || slot_remember(self, code, keep) < 0)
-        return -1;
-    return keep;
-}
 
 /* Whether to keep `code`, classifying it on first sight with the current frame's module (the frame
  * the event is about: a C callback runs no frame of its own): 1, 0, or -1 on an error. */
 static int
 code_keep(Monitor *self, PyObject *code)
 {
-    int keep = code_known(self, code);
+    int keep = table_known(&self->table, self->codes, code);
     if (keep != -2)
         return keep;
     /* sys._getframe(1).f_globals.get("__name__") in the Python callback */
@@ -197,38 +106,9 @@ code_keep(Monitor *self, PyObject *code)
         return -1;
     keep = PyObject_IsTrue(result);
     Py_DECREF(result);
-    if (keep < 0 || slot_remember(self, code, keep) < 0)
+    if (keep < 0 || table_remember(&self->table, code, keep) < 0)
         return -1;
     return keep;
-}
-
-/* -- appending events ------------------------------------------------------------------------------- */
-
-static int
-append_event(Monitor *self, PyObject *kind, PyObject *what, long long t, PyObject *extra)
-{
-    PyObject *stamp = PyLong_FromLongLong(t);
-    if (stamp == NULL)
-        return -1;
-    PyObject *event = PyTuple_New(4);
-    if (event == NULL) {
-        Py_DECREF(stamp);
-        return -1;
-    }
-    Py_INCREF(kind);
-    Py_INCREF(what);
-    Py_INCREF(extra);
-    PyTuple_SET_ITEM(event, 0, kind);
-    PyTuple_SET_ITEM(event, 1, what);
-    PyTuple_SET_ITEM(event, 2, stamp);
-    PyTuple_SET_ITEM(event, 3, extra);
-    /* An event holds ints, strings, code objects (not tracked by the collector) and tuples of strings:
-     * it can be in no reference cycle, so the collector need not walk the (millions of) events; as
-     * CPython's own _PyTuple_MaybeUntrack would find at the first collection, at a cost each time. */
-    PyObject_GC_UnTrack(event);
-    int rc = PyList_Append(self->events, event);
-    Py_DECREF(event);
-    return rc;
 }
 
 /* -- argument summaries ----------------------------------------------------------------------------- */
@@ -259,11 +139,11 @@ summarise_value(Monitor *self, PyObject *value)
 static PyObject *
 summarise_frame(Monitor *self, PyObject *code)
 {
-    CodeSlot *slot = slot_find(self, code);
+    CodeSlot *slot = table_find(&self->table, code);
     if (slot->code != code) {  /* not possible after code_keep, but cheap to guard */
-        if (slot_remember(self, code, 1) < 0)
+        if (table_remember(&self->table, code, 1) < 0)
             return NULL;
-        slot = slot_find(self, code);
+        slot = table_find(&self->table, code);
     }
     if (slot->names == NULL) {
         PyObject *names = PyObject_CallOneArg(self->arg_names, code);
@@ -274,7 +154,7 @@ summarise_frame(Monitor *self, PyObject *code)
             Py_DECREF(names);
             return NULL;
         }
-        slot = slot_find(self, code);  /* arg_names ran Python code: the table may have grown */
+        slot = table_find(&self->table, code);  /* arg_names ran Python code: the table may have grown */
         if (slot->names == NULL)
             slot->names = names;
         else
@@ -338,7 +218,7 @@ on_open(Monitor *self, PyObject *code, int resumed)
         return 0;
     }
     if (PyList_GET_SIZE(self->events) >= self->cap) {
-        if (append_event(self, self->k_truncated, code, now_ns(), Py_None) < 0)
+        if (record_event(self->events, self->k_truncated, code, now_ns(), Py_None) < 0)
             return -1;
         Py_INCREF(self);  /* truncate() may drop the last reference to these callbacks */
         PyObject *done = PyObject_CallNoArgs(self->truncate);
@@ -348,11 +228,11 @@ on_open(Monitor *self, PyObject *code, int resumed)
     }
     long long t = now_ns();
     if (resumed || !self->want_args)
-        return append_event(self, resumed ? self->k_resume : self->k_call, code, t, Py_None);
+        return record_event(self->events, resumed ? self->k_resume : self->k_call, code, t, Py_None);
     PyObject *args = summarise_frame(self, code);
     if (args == NULL)
         return -1;
-    int rc = append_event(self, self->k_call, code, t, args);
+    int rc = record_event(self->events, self->k_call, code, t, args);
     Py_DECREF(args);
     return rc;
 }
@@ -366,25 +246,25 @@ on_finish(Monitor *self, PyObject *code)
         return keep < 0 ? -1 : DISABLE_EVENT;
     if (PyThread_get_thread_ident() != self->thread)
         return 0;
-    return append_event(self, self->k_return, code, now_ns(), Py_None);
+    return record_event(self->events, self->k_return, code, now_ns(), Py_None);
 }
 
 /* PY_UNWIND (unwind = 1) and PY_THROW (0): not local events, so never DISABLE. */
 static int
 on_unwind_or_throw(Monitor *self, PyObject *code, PyObject *exception, int unwind)
 {
-    int keep = code_known(self, code);
+    int keep = table_known(&self->table, self->codes, code);
     if (keep == -1)
         return -1;
     if (keep != 1 || PyThread_get_thread_ident() != self->thread)
         return 0;
     if (!unwind)
-        return append_event(self, self->k_resume, code, now_ns(), Py_None);
+        return record_event(self->events, self->k_resume, code, now_ns(), Py_None);
     long long t = now_ns();
     PyObject *name = PyObject_GetAttr((PyObject *)Py_TYPE(exception), str_name);
     if (name == NULL)
         return -1;
-    int rc = append_event(self, self->k_return, code, t, name);
+    int rc = record_event(self->events, self->k_return, code, t, name);
     Py_DECREF(name);
     return rc;
 }
@@ -406,7 +286,7 @@ on_c_event(Monitor *self, PyObject *code, PyObject *func, int what)
 {
     int keep;
     if (what == 0) {
-        keep = code_known(self, code);
+        keep = table_known(&self->table, self->codes, code);
         if (keep == -1)
             return -1;
         if (keep != 1)
@@ -417,7 +297,7 @@ on_c_event(Monitor *self, PyObject *code, PyObject *func, int what)
     else {
         if (!is_c_function(self, func))
             return 0;
-        keep = code_known(self, code);
+        keep = table_known(&self->table, self->codes, code);
         if (keep == -1)
             return -1;
         if (keep != 1 || PyThread_get_thread_ident() != self->thread)
@@ -429,9 +309,9 @@ on_c_event(Monitor *self, PyObject *code, PyObject *func, int what)
     int rc = 0;
     if (key != Py_None) {
         if (what == 0)
-            rc = append_event(self, self->k_c_call, key, now_ns(), Py_None);
+            rc = record_event(self->events, self->k_c_call, key, now_ns(), Py_None);
         else
-            rc = append_event(self, self->k_c_return, key, now_ns(), what == 2 ? self->raised : Py_None);
+            rc = record_event(self->events, self->k_c_return, key, now_ns(), what == 2 ? self->raised : Py_None);
     }
     Py_DECREF(key);
     return rc;
@@ -568,17 +448,6 @@ Monitor_callbacks(Monitor *self, PyObject *unused)
 
 /* -- the Monitor type ------------------------------------------------------------------------------- */
 
-static PyObject *
-lookup_constant(PyObject *constants, const char *name)
-{
-    PyObject *value = PyMapping_GetItemString(constants, name);
-    if (value == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "constants: no %s (pass tracer.record.events' namespace)", name);
-    }
-    return value;
-}
-
 static int
 Monitor_init(Monitor *self, PyObject *args, PyObject *kwds)
 {
@@ -624,12 +493,8 @@ Monitor_init(Monitor *self, PyObject *args, PyObject *kwds)
             return -1;
     }
 
-    self->slots = PyMem_Calloc(64, sizeof(CodeSlot));
-    if (self->slots == NULL) {
-        PyErr_NoMemory();
+    if (table_init(&self->table) < 0)
         return -1;
-    }
-    self->mask = 63;
     self->events = Py_NewRef(events);
     self->codes = Py_NewRef(codes);
     self->classify = Py_NewRef(classify);
@@ -691,13 +556,7 @@ Monitor_dealloc(Monitor *self)
     Py_CLEAR(self->k_truncated);
     Py_CLEAR(self->k_resume);
     Py_CLEAR(self->raised);
-    if (self->slots != NULL) {
-        for (size_t i = 0; i <= self->mask; i++) {
-            Py_XDECREF(self->slots[i].code);
-            Py_XDECREF(self->slots[i].names);
-        }
-        PyMem_Free(self->slots);
-    }
+    table_free(&self->table);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

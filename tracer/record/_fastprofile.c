@@ -15,11 +15,11 @@
  *
  * Only code objects in the include set are recorded; `classify(code, module_name)` decides, once per
  * code object, and fills the `codes` dict (id(code) -> bool) that is the one record of its decisions.
- * The Profiler keeps a small pointer table in front of that dict so that the common case costs no
- * allocation; the table holds a reference to each code object it names, so no id is reused meanwhile.
+ * The Profiler keeps a CodeTable (_recording.h) in front of that dict so that the common case costs
+ * no allocation; the table holds a reference to each code object it names, so no id is reused meanwhile.
  *
- * Times come from _PyTime_GetPerfCounter, the very clock of time.perf_counter_ns, so they compare
- * with the Recording's start and stop stamps.
+ * Times come from now_ns (_recording.h), the clock of time.perf_counter_ns, so they compare with the
+ * Recording's start and stop stamps.
  *
  * An error inside the callback (in classify, builtin_key, summarise_frame, truncate, or memory) must
  * never break the traced program: CPython would raise it in the traced frame, since a C profile
@@ -35,18 +35,14 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "_recording.h"
 #include <frameobject.h>
 
 #if PY_VERSION_HEX < 0x030A0000 || PY_VERSION_HEX >= 0x030C0000
 #error "_fastprofile is for Python 3.10 and 3.11: 3.12+ record with sys.monitoring"
 #endif
 
-/* -- the code table: code object -> keep, in front of the `codes` dict ------------------------------ */
-
-typedef struct {
-    PyObject *code;  /* a strong reference, or NULL for an empty slot */
-    int keep;
-} CodeSlot;
+/* -- the recorder's state ----------------------------------------------------------------------------- */
 
 typedef struct {
     PyObject_HEAD
@@ -64,89 +60,18 @@ typedef struct {
     Py_ssize_t cap;         /* max_events */
     Py_ssize_t errors;      /* events dropped because the callback failed */
     unsigned char exit_error[256];  /* opcode -> 0 for a normal exit, 1 RAISED, 2 RAISED_HERE */
-    CodeSlot *slots;
-    size_t mask;            /* number of slots - 1; a power of two less one */
-    size_t used;
+    CodeTable table;        /* code object -> keep, in front of `codes` */
 } Profiler;
 
 static PyTypeObject Profiler_Type;
 static PyObject *str_name;        /* "__name__" */
 static PyObject *event_names[8];  /* PyTrace_* -> the event's name, as sys.setprofile gives it */
 
-static size_t
-slot_hash(PyObject *code)
-{
-    /* Fibonacci hashing of the address; objects are 16-byte aligned, so the low bits say nothing. */
-    return (size_t)(((uintptr_t)code >> 4) * (uintptr_t)0x9E3779B97F4A7C15ULL);
-}
-
-static CodeSlot *
-slot_find(Profiler *self, PyObject *code)
-{
-    size_t i = slot_hash(code) & self->mask;
-    while (self->slots[i].code != NULL && self->slots[i].code != code)
-        i = (i + 1) & self->mask;
-    return &self->slots[i];
-}
-
-static int
-slot_grow(Profiler *self)
-{
-    size_t old_size = self->mask + 1, new_size = old_size * 2;
-    CodeSlot *old = self->slots, *fresh = PyMem_Calloc(new_size, sizeof(CodeSlot));
-    if (fresh == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    self->slots = fresh;
-    self->mask = new_size - 1;
-    for (size_t i = 0; i < old_size; i++)
-        if (old[i].code != NULL)
-            *slot_find(self, old[i].code) = old[i];
-    PyMem_Free(old);
-    return 0;
-}
-
-static int
-slot_remember(Profiler *self, PyObject *code, int keep)
-{
-    if ((self->used + 1) * 2 > self->mask + 1 && slot_grow(self) < 0)
-        return -1;
-    CodeSlot *slot = slot_find(self, code);
-    if (slot->code == NULL) {
-        Py_INCREF(code);
-        slot->code = code;
-        self->used++;
-    }
-    slot->keep = keep;
-    return 0;
-}
-
-/* What the recording decided about `code`: 1 kept, 0 not, -2 not classified yet, -1 an error. */
-static int
-code_known(Profiler *self, PyObject *code)
-{
-    CodeSlot *slot = slot_find(self, code);
-    if (slot->code == code)
-        return slot->keep;
-    PyObject *id = PyLong_FromVoidPtr(code);
-    if (id == NULL)
-        return -1;
-    PyObject *value = PyDict_GetItemWithError(self->codes, id);  /* borrowed */
-    Py_DECREF(id);
-    if (value == NULL)
-        return PyErr_Occurred() ? -1 : -2;
-    int keep = PyObject_IsTrue(value);
-    if (keep < 0 || slot_remember(self, code, keep) < 0)
-        return -1;
-    return keep;
-}
-
 /* Whether to keep `code`, classifying it on first sight: 1, 0, or -1 on an error. */
 static int
 code_keep(Profiler *self, PyObject *code, PyFrameObject *frame)
 {
-    int keep = code_known(self, code);
+    int keep = table_known(&self->table, self->codes, code);
     if (keep != -2)
         return keep;
     /* frame.f_globals.get("__name__") */
@@ -170,7 +95,7 @@ code_keep(Profiler *self, PyObject *code, PyFrameObject *frame)
         return -1;
     keep = PyObject_IsTrue(result);
     Py_DECREF(result);
-    if (keep < 0 || slot_remember(self, code, keep) < 0)
+    if (keep < 0 || table_remember(&self->table, code, keep) < 0)
         return -1;
     return keep;
 }
@@ -221,34 +146,7 @@ frame_lasti(PyFrameObject *frame)
 #endif
 }
 
-/* -- appending events ------------------------------------------------------------------------------- */
-
-static int
-append_event(Profiler *self, PyObject *kind, PyObject *what, _PyTime_t t, PyObject *extra)
-{
-    PyObject *stamp = PyLong_FromLongLong((long long)t);
-    if (stamp == NULL)
-        return -1;
-    PyObject *event = PyTuple_New(4);
-    if (event == NULL) {
-        Py_DECREF(stamp);
-        return -1;
-    }
-    Py_INCREF(kind);
-    Py_INCREF(what);
-    Py_INCREF(extra);
-    PyTuple_SET_ITEM(event, 0, kind);
-    PyTuple_SET_ITEM(event, 1, what);
-    PyTuple_SET_ITEM(event, 2, stamp);
-    PyTuple_SET_ITEM(event, 3, extra);
-    /* An event holds ints, strings, code objects (not tracked by the collector) and tuples of strings:
-     * it can be in no reference cycle, so the collector need not walk the (millions of) events; as
-     * CPython's own _PyTuple_MaybeUntrack would find at the first collection, at a cost each time. */
-    PyObject_GC_UnTrack(event);
-    int rc = PyList_Append(self->events, event);
-    Py_DECREF(event);
-    return rc;
-}
+/* -- the events ------------------------------------------------------------------------------------ */
 
 static int
 on_call(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
@@ -257,7 +155,7 @@ on_call(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
     if (keep <= 0)
         return keep;
     if (PyList_GET_SIZE(self->events) >= self->cap) {
-        if (append_event(self, self->k_truncated, (PyObject *)code, _PyTime_GetPerfCounter(), Py_None) < 0)
+        if (record_event(self->events, self->k_truncated, (PyObject *)code, now_ns(), Py_None) < 0)
             return -1;
         PyObject *done = PyObject_CallNoArgs(self->truncate);  /* uninstalls this profiler */
         Py_XDECREF(done);
@@ -274,10 +172,10 @@ on_call(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
     int resumed = lasti >= 0;
 #endif
     if (resumed)  /* its arguments were shown where it started */
-        return append_event(self, self->k_resume, (PyObject *)code, _PyTime_GetPerfCounter(), Py_None);
-    _PyTime_t t = _PyTime_GetPerfCounter();
+        return record_event(self->events, self->k_resume, (PyObject *)code, now_ns(), Py_None);
+    long long t = now_ns();
     if (!self->want_args)
-        return append_event(self, self->k_call, (PyObject *)code, t, Py_None);
+        return record_event(self->events, self->k_call, (PyObject *)code, t, Py_None);
 #if PY_VERSION_HEX >= 0x030B0000
     PyObject *locals = PyFrame_GetLocals(frame);  /* frame.f_locals */
 #else
@@ -290,7 +188,7 @@ on_call(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
     Py_DECREF(locals);
     if (args == NULL)
         return -1;
-    int rc = append_event(self, self->k_call, (PyObject *)code, t, args);
+    int rc = record_event(self->events, self->k_call, (PyObject *)code, t, args);
     Py_DECREF(args);
     return rc;
 }
@@ -298,7 +196,7 @@ on_call(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
 static int
 on_return(Profiler *self, PyFrameObject *frame, PyCodeObject *code, PyObject *arg)
 {
-    int keep = code_known(self, (PyObject *)code);
+    int keep = table_known(&self->table, self->codes, (PyObject *)code);
     if (keep == -1)
         return -1;
     if (keep != 1)
@@ -314,13 +212,13 @@ on_return(Profiler *self, PyFrameObject *frame, PyCodeObject *code, PyObject *ar
         case 2: error = self->raised_here; break;
         }
     }
-    return append_event(self, self->k_return, (PyObject *)code, _PyTime_GetPerfCounter(), error);
+    return record_event(self->events, self->k_return, (PyObject *)code, now_ns(), error);
 }
 
 static int
 on_c_event(Profiler *self, PyCodeObject *code, int what, PyObject *func)
 {
-    int keep = code_known(self, (PyObject *)code);
+    int keep = table_known(&self->table, self->codes, (PyObject *)code);
     if (keep == -1)
         return -1;
     if (keep != 1)
@@ -331,9 +229,9 @@ on_c_event(Profiler *self, PyCodeObject *code, int what, PyObject *func)
     int rc = 0;
     if (key != Py_None) {
         if (what == PyTrace_C_CALL)
-            rc = append_event(self, self->k_c_call, key, _PyTime_GetPerfCounter(), Py_None);
+            rc = record_event(self->events, self->k_c_call, key, now_ns(), Py_None);
         else
-            rc = append_event(self, self->k_c_return, key, _PyTime_GetPerfCounter(),
+            rc = record_event(self->events, self->k_c_return, key, now_ns(),
                               what == PyTrace_C_EXCEPTION ? self->raised : Py_None);
     }
     Py_DECREF(key);
@@ -401,17 +299,6 @@ profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
 
 /* -- the Profiler type ------------------------------------------------------------------------------ */
 
-static PyObject *
-lookup_constant(PyObject *constants, const char *name)
-{
-    PyObject *value = PyMapping_GetItemString(constants, name);
-    if (value == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "constants: no %s (pass tracer.record.events' namespace)", name);
-    }
-    return value;
-}
-
 static int
 Profiler_init(Profiler *self, PyObject *args, PyObject *kwds)
 {
@@ -470,12 +357,8 @@ Profiler_init(Profiler *self, PyObject *args, PyObject *kwds)
             return -1;
     }
 
-    self->slots = PyMem_Calloc(64, sizeof(CodeSlot));
-    if (self->slots == NULL) {
-        PyErr_NoMemory();
+    if (table_init(&self->table) < 0)
         return -1;
-    }
-    self->mask = 63;
     Py_INCREF(events);
     self->events = events;
     Py_INCREF(codes);
@@ -537,11 +420,7 @@ Profiler_dealloc(Profiler *self)
     Py_CLEAR(self->k_resume);
     Py_CLEAR(self->raised);
     Py_CLEAR(self->raised_here);
-    if (self->slots != NULL) {
-        for (size_t i = 0; i <= self->mask; i++)
-            Py_XDECREF(self->slots[i].code);
-        PyMem_Free(self->slots);
-    }
+    table_free(&self->table);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -631,7 +510,7 @@ install(PyObject *module, PyObject *profiler)
 static PyObject *
 perf_counter_ns(PyObject *module, PyObject *unused)
 {
-    return PyLong_FromLongLong((long long)_PyTime_GetPerfCounter());
+    return PyLong_FromLongLong((long long)now_ns());
 }
 
 static PyMethodDef module_methods[] = {
