@@ -61,6 +61,17 @@ def echo(*args, **kwargs):
     return len(args) + len(kwargs)
 
 
+class Counts(dict):
+    """A C type's subclass in the package: its C methods (get, setdefault) belong to it."""
+
+
+def tally(keys):
+    counts = Counts()
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+    return counts.setdefault("total", len(keys))
+
+
 async def tick(n):
     for i in range(n):
         await asyncio.sleep(0)

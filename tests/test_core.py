@@ -669,3 +669,20 @@ def test_an_error_inside_the_c_callbacks_drops_the_event_not_the_program(sample,
         assert sample.outer(3) == sum(i ** 0.5 + i for i in range(3))
     assert len(t) == 0
     assert any("events were not recorded because recording them failed" in note for note in t.meta["notes"])
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is Python 3.12 and newer")
+@pytest.mark.parametrize("callback", MONITORING_CALLBACKS)
+def test_builtin_layer_sees_c_methods_of_an_included_subclass_on_both_backends(sample, monkeypatch, callback):
+    """sys.monitoring hands `counts.get` over as the unbound dict.get and the instance: bound again, it is
+    the included class's method, as setprofile sees it."""
+    monkeypatch.setattr(monitoring_backend, "USE_C", callback == "C")
+    texts = {}
+    for backend in ("setprofile", "sys.monitoring"):
+        with tracer.trace(include=("sample",), layers=("python", "builtin"), backend=backend) as t:
+            sample.tally(["a", "b", "a"])
+        texts[backend] = t.to_text()
+    assert texts["setprofile"] == texts["sys.monitoring"]
+    tally = t.find("tally")[0]
+    assert [c.name for c in tally.children] == ["Counts.get"] * 3 + ["Counts.setdefault"]
+    assert {c.module for c in tally.children} == {"sample"}

@@ -82,6 +82,7 @@ typedef struct {
 
 static PyTypeObject Monitor_Type;
 static PyObject *str_name;  /* "__name__" */
+static PyObject *missing;   /* sys.monitoring.MISSING: a CALL with no arguments */
 
 /* Whether to keep `code`, classifying it on first sight with the current frame's module (the frame
  * the event is about: a C callback runs no frame of its own): 1, 0, or -1 on an error. */
@@ -280,9 +281,29 @@ is_c_function(Monitor *self, PyObject *func)
     return 0;
 }
 
+/* builtin_key of the C function called. CALL hands a C method's descriptor (dict.get) and its instance
+ * (arg0) apart: bound, they are what setprofile sees, and the method is filed under the instance's
+ * class (monitoring.bound_method in the Python callbacks). */
+static PyObject *
+c_function_key(Monitor *self, PyObject *func, PyObject *arg0)
+{
+    if (Py_IS_TYPE(func, &PyMethodDescr_Type) && arg0 != missing) {
+        PyObject *bound = Py_TYPE(func)->tp_descr_get(func, arg0, (PyObject *)Py_TYPE(arg0));
+        if (bound != NULL) {
+            PyObject *key = PyObject_CallOneArg(self->ckey, bound);
+            Py_DECREF(bound);
+            return key;
+        }
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL;
+        PyErr_Clear();  /* not an instance of the descriptor's class: the call itself will raise */
+    }
+    return PyObject_CallOneArg(self->ckey, func);
+}
+
 /* CALL (what = 0), C_RETURN (1) and C_RAISE (2). */
 static int
-on_c_event(Monitor *self, PyObject *code, PyObject *func, int what)
+on_c_event(Monitor *self, PyObject *code, PyObject *func, PyObject *arg0, int what)
 {
     int keep;
     if (what == 0) {
@@ -303,7 +324,7 @@ on_c_event(Monitor *self, PyObject *code, PyObject *func, int what)
         if (keep != 1 || PyThread_get_thread_ident() != self->thread)
             return 0;
     }
-    PyObject *key = PyObject_CallOneArg(self->ckey, func);
+    PyObject *key = c_function_key(self, func, arg0);
     if (key == NULL)
         return -1;
     int rc = 0;
@@ -398,7 +419,7 @@ Monitor_call(Monitor *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (check_args(self, "call", args, nargs, 4) < 0)
         return NULL;
-    return result(self, on_c_event(self, args[0], args[2], 0));
+    return result(self, on_c_event(self, args[0], args[2], args[3], 0));
 }
 
 static PyObject *
@@ -406,7 +427,7 @@ Monitor_c_return(Monitor *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (check_args(self, "c_return", args, nargs, 4) < 0)
         return NULL;
-    return result(self, on_c_event(self, args[0], args[2], 1));
+    return result(self, on_c_event(self, args[0], args[2], args[3], 1));
 }
 
 static PyObject *
@@ -414,7 +435,7 @@ Monitor_c_raise(Monitor *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (check_args(self, "c_raise", args, nargs, 4) < 0)
         return NULL;
-    return result(self, on_c_event(self, args[0], args[2], 2));
+    return result(self, on_c_event(self, args[0], args[2], args[3], 2));
 }
 
 /* monitor.callbacks(): {event name: bound method}, what _make_callbacks returns. */
@@ -646,6 +667,15 @@ PyInit__fastmonitor(void)
 {
     if (str_name == NULL && (str_name = PyUnicode_InternFromString("__name__")) == NULL)
         return NULL;
+    if (missing == NULL) {
+        PyObject *monitoring = PySys_GetObject("monitoring");  /* borrowed */
+        if (monitoring == NULL) {
+            PyErr_SetString(PyExc_ImportError, "sys.monitoring is missing");
+            return NULL;
+        }
+        if ((missing = PyObject_GetAttrString(monitoring, "MISSING")) == NULL)
+            return NULL;
+    }
     if (PyType_Ready(&Monitor_Type) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&module_def);

@@ -102,6 +102,16 @@ class MonitoringRecorder:
         sys.monitoring.set_events(self.tool, 0)
 
 
+def bound_method(descriptor, self):
+    """CALL hands a C method's descriptor (`dict.get`) and its instance apart: bound, they are what
+    setprofile sees, and the method is filed under the instance's class (a dict subclass of the
+    included package) instead of the class that defines it."""
+    try:
+        return descriptor.__get__(self, type(self))
+    except Exception:  # not an instance of the descriptor's class: the call itself will raise
+        return descriptor
+
+
 def _make_monitor(rec, recorder):
     return _fastmonitor.Monitor(
         rec.events, rec.scope.codes, rec.scope.classify_code, rec.builtin_key, summary.summarise, summary._by_type,
@@ -124,6 +134,8 @@ def _make_callbacks(rec, recorder):
     thread = get_ident()
     getframe = sys._getframe
     c_types = _C_TYPES
+    method_descriptor = type(str.join)
+    missing = sys.monitoring.MISSING
 
     def opener(kind, with_args):
         """The callback for a frame that starts (CALL, with its arguments) or goes on (RESUME)."""
@@ -166,23 +178,28 @@ def _make_callbacks(rec, recorder):
                  "PY_UNWIND": unwind, "PY_THROW": throw}
 
     if "builtin" in rec.layers:
+        def key_of(func, arg0):
+            if type(func) is method_descriptor and arg0 is not missing:
+                func = bound_method(func, arg0)
+            return ckey(func)
+
         def call(code, offset, func, arg0):
             if not codes.get(id(code)):
                 return DISABLE
             if type(func) in c_types and get_ident() == thread:
-                key = ckey(func)
+                key = key_of(func, arg0)
                 if key is not None:
                     append((C_CALL, key, now(), None))
 
         def c_return(code, offset, func, arg0):
             if type(func) in c_types and codes.get(id(code)) and get_ident() == thread:
-                key = ckey(func)
+                key = key_of(func, arg0)
                 if key is not None:
                     append((C_RETURN, key, now(), None))
 
         def c_raise(code, offset, func, arg0):
             if type(func) in c_types and codes.get(id(code)) and get_ident() == thread:
-                key = ckey(func)
+                key = key_of(func, arg0)
                 if key is not None:
                     append((C_RETURN, key, now(), RAISED))
 
