@@ -31,7 +31,8 @@ def summarise(value) -> str:
 def summarise_frame(code, f_locals) -> tuple:
     """The arguments of a frame that has just started: their summaries in the order of
     ``argument_names(code)``, None for one that is unbound. A tuple holds them in a third of a dict's memory."""
-    names = _arg_names.get(code) or cached_argument_names(code)
+    entry = _arg_names.get(id(code))
+    names = entry[1] if entry is not None else cached_argument_names(code)
     get = _by_type.get  # summarise() inlined: this runs for every recorded call
     out = []
     for name in names:
@@ -46,12 +47,12 @@ def summarise_frame(code, f_locals) -> tuple:
 
 def cached_argument_names(code) -> tuple[str, ...]:
     """argument_names(code), worked out once per code object."""
-    names = _arg_names.get(code)
-    if names is None:
+    entry = _arg_names.get(id(code))
+    if entry is None:
         if len(_arg_names) >= _MAX_CODES:
             _arg_names.clear()
-        names = _arg_names[code] = argument_names(code)
-    return names
+        entry = _arg_names[id(code)] = (code, argument_names(code))
+    return entry[1]
 
 
 def argument_names(code) -> tuple[str, ...]:
@@ -62,7 +63,8 @@ def argument_names(code) -> tuple[str, ...]:
     return code.co_varnames[:nargs]
 
 
-# Keyed by the code object itself: equal code objects (same body, another file) have the same names.
+# id(code) -> (code, its argument names). By id: hashing a code object hashes its bytecode and constants,
+# a microsecond for a large function. The entry holds the code object, so no id is reused meanwhile.
 _arg_names: dict = {}
 _MAX_CODES = 100_000
 
