@@ -354,6 +354,10 @@ def fmt_s(s):
     return f"{s * 1e3:,.1f} ms" if s < 10 else f"{s:,.1f} s"
 
 
+def fmt_spread(spread):
+    return "" if spread is None else f" (spread {spread * 100:.0f}%: the interquartile range of its runs over their median)"
+
+
 def fmt(x, spec=",.0f"):
     return "–" if x is None else format(x, spec)
 
@@ -368,13 +372,15 @@ def report(meta, results, memory, sizes, render, book, core, targets) -> str:
            "function or operator call; an *event* is one entry of the tracer's raw list (a call and its return",
            "are two). The tracer's time is its recording; building the call tree afterwards is the *build* column.",
            "viztracer's time leaves out parsing its buffer; torch.profiler's includes the post-processing its",
-           "context manager does on exit. cProfile counts every Python and C call, not only torch's.", ""]
+           "context manager does on exit. cProfile counts every Python and C call, not only torch's. *Spread* is",
+           "the interquartile range of a mode's runs over their median: an overhead smaller than the spread of",
+           "the runs it compares is noise.", ""]
     verdict = {True: "met", False: "**missed**", None: "not judged"}
     out += ["## Targets", ""] + [f"- {verdict[ok]}: {text}" for ok, text in targets] + [""]
     for workload, modes in results.items():
         base = modes["untraced"]["median"]
-        out += [f"## {workload}", "", f"untraced: {fmt_s(base)}", "",
-                "| mode | median | overhead | calls | ns per call | build |", "|---|---:|---:|---:|---:|---:|"]
+        out += [f"## {workload}", "", f"untraced: {fmt_s(base)}{fmt_spread(modes['untraced']['spread'])}", "",
+                "| mode | median | spread | overhead | calls | ns per call | build |", "|---|---:|---:|---:|---:|---:|---:|"]
         for name, entry in modes.items():
             if name == "untraced":
                 continue
@@ -383,7 +389,9 @@ def report(meta, results, memory, sizes, render, book, core, targets) -> str:
             extra = entry["median"] - base
             per_call = extra / calls * 1e9 if calls else None
             build_s = last.get("build_s")
-            out.append(f"| {name} | {fmt_s(entry['median'])} | {overhead(entry['median'], base):.2f} | {fmt(calls)} "
+            spread = "–" if entry["spread"] is None else f"{entry['spread'] * 100:.0f}%"
+            out.append(f"| {name} | {fmt_s(entry['median'])} | {spread} "
+                       f"| {overhead(entry['median'], base):.2f} | {fmt(calls)} "
                        f"| {fmt(per_call)} | {fmt_s(build_s) if build_s is not None else ''} |")
         out.append("")
     out += ["## Memory and export size", "",

@@ -26,7 +26,7 @@ def interleave(workload, modes, repeat, warmup=1):
     dict of what it recorded (kept from the last round: no large objects, they would slow the collector
     for the modes after it). A run that times its own region (leaving out work done after recording,
     such as parsing a buffer) puts the seconds in that dict as "seconds"; otherwise the whole call is timed.
-    Returns {name: {"times": [...], "median": s, "last": dict}}.
+    Returns {name: {"times": [...], "median": s, "spread": interquartile range / median, "last": dict}}.
     """
     results = {name: {"times": [], "last": None} for name in modes}
     for name, run in modes.items():  # warm-up: imports, caches, first-call costs; not timed
@@ -43,7 +43,16 @@ def interleave(workload, modes, repeat, warmup=1):
             del recorded
     for entry in results.values():
         entry["median"] = statistics.median(entry["times"])
+        entry["spread"] = spread(entry["times"])
     return results
+
+
+def spread(times):
+    """The interquartile range over the median: how far apart the middle half of the runs lie."""
+    if len(times) < 2:
+        return None
+    q1, _, q3 = statistics.quantiles(times, n=4)
+    return (q3 - q1) / statistics.median(times)
 
 
 def overhead(median, untraced):
