@@ -14,15 +14,21 @@ find_python() {
     fi
 }
 
-# core_venv 3.12: make .venv3.12 with pytest and the package alone (the core must not need torch), and
-# install the package again, which compiles its C callbacks for that Python.
+# core_venv 3.12: make .venv3.12 with pytest and the package alone (the core must not need torch). The
+# package is installed (editable), which compiles its C callbacks for that Python, again only when the
+# C sources or the build files changed since: as the Makefile's stamp does for .venv.
 core_venv() {
-    local v=$1 python
+    local v=$1 python stamp
     python=$(find_python "$v")
     [ -n "$python" ] || return 1
     if [ ! -x ".venv$v/bin/pytest" ]; then
         "$python" -m venv ".venv$v"
         ".venv$v/bin/python" -m pip install --quiet --disable-pip-version-check "$(grep -E '^pytest==' requirements.txt)"
     fi
-    ".venv$v/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+    stamp=".venv$v/.installed"
+    if [ ! -f "$stamp" ] || [ -n "$(find setup.py pyproject.toml tracer/record -maxdepth 1 \
+            \( -name setup.py -o -name pyproject.toml -o -name '*.c' -o -name '*.h' \) -newer "$stamp")" ]; then
+        ".venv$v/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+        touch "$stamp"
+    fi
 }
