@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup book test test-core bench clean
+.PHONY: setup book test test-core bench drift drift-env clean
 
 $(STAMP): requirements.txt pyproject.toml setup.py $(wildcard tracer/record/*.c tracer/record/*.h)
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { echo "$(PYTHON) cannot make virtual environments: install its venv module (Debian/Ubuntu: apt-get install python3-venv), or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -21,6 +21,7 @@ book: setup
 test: setup
 	bash .ci/install-browser.sh
 	bash benchmarks/setup-pythons.sh
+	PYTHON=$(PYTHON) bash .ci/drift-env.sh
 	$(PY) -m pytest
 	bash .ci/test-core.sh
 
@@ -34,5 +35,13 @@ bench: setup
 	bash benchmarks/setup-pythons.sh
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
+# The book on a second torch (2.13.0, CPU) against its own: writes notebooks/DRIFT.md (and site/drift.html
+# where the site exists). The second environment is .venv-torch2.13.
+drift-env: setup
+	PYTHON=$(PYTHON) bash .ci/drift-env.sh
+
+drift: drift-env
+	$(PY) -m tracer book drift
+
 clean:
-	rm -rf $(VENV) .venv3.* site build
+	rm -rf $(VENV) .venv3.* .venv-torch2.13 site build

@@ -231,11 +231,11 @@ class CellLedger:
         return f"cell {self.index}{place}: {first_line(self.cell)}"
 
 
-def kernel_manager(folder: Path) -> AsyncKernelManager:
-    """A manager for a python3 kernel of this very interpreter, whatever kernelspecs the machine has installed."""
+def kernel_manager(folder: Path, python: str | None = None) -> AsyncKernelManager:
+    """A manager for a python3 kernel of `python` (default: this very interpreter), whatever kernelspecs the machine has."""
     spec_dir = folder / "kernels" / "python3"
     spec_dir.mkdir(parents=True)
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+    spec = {"argv": [python or sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "Python 3", "language": "python", "metadata": {"supported_encryption": ["curve"]}}
     (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
     specs = KernelSpecManager(kernel_dirs=[str(spec_dir.parent)])
@@ -250,22 +250,32 @@ def runtime() -> tuple[str, str]:
     return ("cuda" if torch.cuda.is_available() else "cpu"), torch.__version__
 
 
-def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S) -> ChapterRun:
-    """Execute one chapter in a fresh kernel; never raises for the chapter's own errors (they land in .error)."""
+def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S, python: str | None = None, epilogue: str = "",
+                env: dict | None = None, allow_errors: bool = False) -> ChapterRun:
+    """Execute one chapter in a fresh kernel; never raises for the chapter's own errors (they land in .error).
+
+    python        the kernel's interpreter (default: this one); another environment's, to run the book on another torch
+    epilogue      code run after the chapter's last cell, in its kernel (the drift report collects the traces so)
+    env           variables added to the kernel's environment
+    allow_errors  go on past a cell that raised (a failed claim raises): its error stays in the cell's outputs
+    """
     path = Path(path)
     nb = read_chapter(path)
-    device, torch_version = runtime()
+    device, torch_version = runtime() if python is None else ("", "")
     run = ChapterRun(path, nb, device=device, torch=torch_version)
+    if epilogue:
+        nb.cells.append(nbformat.v4.new_code_cell(epilogue))
     with tempfile.TemporaryDirectory(prefix="tracer-book-") as tmp:
         ledger_path = Path(tmp) / "claims.jsonl"
         ledger_path.touch()
         ledger = CellLedger(ledger_path, path, nb)
-        client = NotebookClient(nb, km=kernel_manager(Path(tmp)), timeout=timeout, record_timing=False,
+        client = NotebookClient(nb, km=kernel_manager(Path(tmp), python), timeout=timeout, record_timing=False,
+                                allow_errors=allow_errors,
                                 resources={"metadata": {"path": str(path.parent.resolve())}},
                                 on_cell_start=ledger.start, on_cell_executed=ledger.collect,
                                 on_cell_error=ledger.failed)
         # a fixed hash seed keeps set orders, and so the outputs, the same from one build to the next
-        env = {**os.environ, "TRACER_LEDGER": str(ledger_path), "PYTHONHASHSEED": "0"}
+        env = {**os.environ, **(env or {}), "TRACER_LEDGER": str(ledger_path), "PYTHONHASHSEED": "0"}
         start = time.monotonic()
         try:
             client.execute(cleanup_kc=True, env=env)
@@ -273,6 +283,8 @@ def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S) -> ChapterRun:
             run.error = describe_failure(run, ledger, error, timeout)
         run.seconds = time.monotonic() - start
         ledger.collect()
+    if epilogue:
+        nb.cells.pop()
     run.claims = ledger.claims
     return run
 
@@ -507,6 +519,8 @@ def write_index(records: list[dict], site: Path) -> None:
                     f'<td>{entry["status"]}</td><td>{entry[PASSED]}</td><td>{entry[FAILED]}</td>'
                     f'<td>{entry[SKIPPED]}</td><td>{entry["device"]}</td><td>{html.escape(entry["torch"])}</td>'
                     f'<td>{links}</td></tr>')
+    drift = (' What changed between two versions of torch, claim by claim: <a href="drift.html">the drift report</a>.'
+             if (site / "drift.html").is_file() else "")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>PyTorch, Traced</title>
 <style>body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; }}
@@ -516,7 +530,7 @@ td, th {{ padding: 0.2em 0.8em; text-align: left; }} tr.failed td {{ color: #b00
 <th>Device</th><th>Torch</th><th></th></tr>
 {chr(10).join(rows)}
 </table>
-<p>Every claim, with its chapter and cell: <a href="claims.json">claims.json</a>.</p>
+<p>Every claim, with its chapter and cell: <a href="claims.json">claims.json</a>.{drift}</p>
 </body></html>
 """
     (site / "index.html").write_text(page, encoding="utf-8")
@@ -601,7 +615,7 @@ def report_run(run: ChapterRun, progress: str) -> None:
         print(run.error, file=sys.stderr, flush=True)
 
 
-COMMANDS = ("build", "check-sync")
+COMMANDS = ("build", "check-sync", "drift")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -617,6 +631,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--cache", type=Path, default=Path("build/cache"), help="download cache (default: build/cache)")
     run.add_argument("--timeout", type=int, default=CELL_TIMEOUT_S, help=f"seconds per cell (default: {CELL_TIMEOUT_S})")
     commands.add_parser("check-sync", parents=[folders], help="fail when a notebook is missing or its cells differ from its chapter")
+    commands.add_parser("drift", add_help=False, help="run the chapters on a second torch and write the drift report "
+                        "(python -m tracer book drift --help)")
     return p
 
 
@@ -624,6 +640,9 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
         argv.insert(0, "build")
+    if argv[0] == "drift":
+        from .drift import main as drift_main
+        return drift_main(argv[1:])
     opts = parser().parse_args(argv)
     if opts.command == "check-sync":
         missing = missing_chapters_dir(opts.chapters_dir)
