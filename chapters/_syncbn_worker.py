@@ -1,10 +1,10 @@
-"""One rank of chapter 6's SyncBatchNorm run: a gloo process group on 127.0.0.1, on the CPU.
+"""One rank of chapter 6's SyncBatchNorm run: a gloo process group on the loopback interface, on the CPU.
 
-The chapter starts two of these: ``python -c 'import _syncbn_worker as w; w.main(sys.argv[1:])' RANK WORLD_SIZE
-PORT FOLDER`` (imported by name, so that traces can include this file). Each rank reads
-the whole batch from FOLDER/batch.pt, takes its own slice, calls the real SyncBatchNorm module (which
-refuses CPU tensors once a process group is up), then the real autograd Function behind it, forward and
-backward, traced; and writes its tensors and traces back to FOLDER.
+The chapter starts one per rank: ``python -c 'import sys, _syncbn_worker as w; w.main(sys.argv[1:])' RANK
+WORLD_SIZE FOLDER`` (imported by name, so that a trace can include this file). Each rank meets the others
+through a FileStore in FOLDER, reads the whole batch from FOLDER/batch.pt and takes its own slice, calls the
+real SyncBatchNorm module (which refuses CPU tensors once a process group is up), then the real autograd
+Function behind it, forward and backward, traced; and writes its tensors and traces back to FOLDER.
 
 SyncBatchNorm's Function calls five ATen operators that have CUDA and XPU kernels only. The STAND_INS below
 are CPU kernels for them, written here for this chapter (they are not PyTorch's), registered from Python
@@ -134,10 +134,10 @@ def sync_round(x, weight, bias, running_mean, running_var, batch, grad_output, w
     return y
 
 
-def run_nccl(rank, world_size, port, folder, batch):
+def run_nccl(rank, world_size, folder, batch):
     """On GPUs: the real SyncBatchNorm module over NCCL, one GPU per rank, traced forward and backward."""
     torch.cuda.set_device(rank)
-    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
+    dist.init_process_group("nccl", init_method=(folder / "store").as_uri(), rank=rank, world_size=world_size,
                             timeout=timedelta(seconds=30))
     device = torch.device("cuda", rank)
     start, stop = batch["slices"][rank]
@@ -150,17 +150,16 @@ def run_nccl(rank, world_size, port, folder, batch):
         y = module(x)
         y.backward(batch["grad_output"][start:stop].to(device))
     torch.save({"output": y.detach().cpu(), "grad_input": x.grad.cpu(), "running_mean": module.running_mean.cpu(),
-                "running_var": module.running_var.cpu(), "grad_weight": module.weight.grad.cpu(),
-                "backend": dist.get_backend()}, folder / f"rank{rank}.pt")
+                "running_var": module.running_var.cpu(), "grad_weight": module.weight.grad.cpu()}, folder / f"rank{rank}.pt")
     t_sync.to_json(folder / f"rank{rank}.sync.json")
     dist.destroy_process_group()
 
 
-def run(rank, world_size, port, folder):
+def run(rank, world_size, folder):
     batch = torch.load(folder / "batch.pt")
     if batch.get("backend") == "nccl":
-        return run_nccl(rank, world_size, port, folder, batch)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
+        return run_nccl(rank, world_size, folder, batch)
+    dist.init_process_group("gloo", init_method=(folder / "store").as_uri(), rank=rank, world_size=world_size,
                             timeout=timedelta(seconds=30))
     start, stop = batch["slices"][rank]
     x = batch["x"][start:stop].clone().requires_grad_()
@@ -192,7 +191,7 @@ def run(rank, world_size, port, folder):
 
     torch.save({"output": y.detach(), "running_mean": running_mean, "running_var": running_var,
                 "grad_input": x.grad, "grad_weight": weight.grad, "grad_bias": bias.grad,
-                "module_error": module_error, "backend": dist.get_backend()}, folder / f"rank{rank}.pt")
+                "module_error": module_error}, folder / f"rank{rank}.pt")
     t_module.to_json(folder / f"rank{rank}.module.json")
     t_sync.to_json(folder / f"rank{rank}.sync.json")
     t_stand_ins.to_json(folder / f"rank{rank}.stand_ins.json")
@@ -201,9 +200,9 @@ def run(rank, world_size, port, folder):
 
 def main(argv):
     torch.set_num_threads(1)
-    rank, world_size, port = map(int, argv[:3])
+    rank, world_size = map(int, argv[:2])
     try:
-        run(rank, world_size, port, Path(argv[3]))
+        run(rank, world_size, Path(argv[2]))
     except BaseException:
         traceback.print_exc()
         sys.exit(1)
