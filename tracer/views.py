@@ -9,7 +9,7 @@ of the original trace it stands for (``trace.subtree(node.origin)`` shows all of
     views.hide_plumbing(t)      attribute look-ups, grad-mode switches and other plumbing left out, counted
     views.fold_resumptions(t)   a generator and its resumptions as one node
 
-Views compose: ``views.hide_plumbing(views.module_level(t, inside=True))``.
+Views compose, in either order: ``views.hide_plumbing(views.module_level(t, inside=True))``.
 """
 
 from __future__ import annotations
@@ -61,12 +61,17 @@ def _copy(call: Call, parent: Call | None, **changes) -> ViewCall:
                   args=call.args, error=call.error, start_ns=call.start_ns, duration_ns=call.duration_ns,
                   file=call.file)
     fields.update(changes)
-    node = ViewCall(**fields, parent=parent, origin=getattr(call, "origin", None) or call,
+    node = ViewCall(**fields, parent=parent, origin=_origin(call),
                     note=getattr(call, "note", None))
     node.open, node.resumed, node.pinned_url = call.open, call.resumed, call.pinned_url
     if parent is not None:
         parent.children.append(node)
     return node
+
+
+def _origin(call: Call) -> Call:
+    """The recorded call a view's node stands for (the call itself in a recorded trace)."""
+    return getattr(call, "origin", None) or call
 
 
 def _view(trace: Trace, root: Call, view: str, notes=()) -> Trace:
@@ -98,8 +103,9 @@ def module_level(trace: Trace, inside: bool = False) -> Trace:
     hidden = Counter()
     # (original call, node to hang its view under, attribute path of the module that encloses it)
     stack = [(child, root, None) for child in reversed(trace.root.children)]
+    # names come from the recorded trace, so a view that hid the look-ups before this one loses none
     names = {}
-    for call in trace.root.walk():
+    for call in _origin(trace.root).walk():
         if call.children:
             names.update(_attribute_names(call))
     while stack:
@@ -161,7 +167,7 @@ def _module_node(wrapper: Call, parent: Call, path: str | None, names: dict):
     inner = [c for c in body if c is not forward] + (forward.children if forward is not None else [])
     inner.sort(key=lambda c: c.start_ns)
     cls = _class_name(wrapper, forward)
-    attribute = names.get(id(wrapper))
+    attribute = names.get(id(_origin(wrapper)))
     if path is None:
         module_path = ""  # the outermost module of the block: its name is its class
     else:
