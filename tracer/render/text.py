@@ -26,8 +26,11 @@ def lines(trace, depth=None, times=False, args=True):
             segs.append((f"  {call.location}", "where"))
         if call.resumed:
             segs.append(("  (resumed)", "note"))
-        if args and call.args and n == 1:
-            segs.append((f"  {format_args(call.args)}", "args"))
+        shown = format_args(call.args) if args and call.args and n == 1 else ""
+        if call.batch is not None:  # a DataLoader batch: the worker's fetch and the main call that received it
+            shown = f"batch={call.batch}" + (f", {shown}" if shown else "")
+        if shown:
+            segs.append((f"  {shown}", "args"))
         if call.error:
             segs.append((f"  raised {call.error}", "error"))
         if call.open:
