@@ -228,7 +228,7 @@ class Collector:
         for stream in self.streams:
             if stream.pid is None:
                 continue
-            workers.append(build_worker(stream, self.config, Call))
+            workers.append(build_worker(stream, self.config, Call, root))
             notes.extend(self._ending_notes(stream))
         workers.sort(key=lambda w: (_int(w.args.get("worker_id")), w.start_ns))
         if workers:
@@ -268,7 +268,7 @@ class Collector:
                          "process, which raises it again")
         if stream.ended:
             if stream.how != "returned":
-                notes.append(f"{who}: its _worker_loop {stream.how}")
+                notes.append(f"{who} ended by an exception: its loop {stream.how}")
             return notes
         lost = "its calls up to its last flush are kept; the batch it was on is lost"
         if stream.pid in self.live:
@@ -456,13 +456,14 @@ class _ReplayScope:
         self.modules = {id(code): module for code, module, _ in stream.codes.values()}
 
 
-def build_worker(stream, config, Call):
+def build_worker(stream, config, Call, root):
     """The worker node: one thread node per recorded thread, each over that thread's calls."""
     from ..model import _build
     end_ns = stream.end_ns or stream.last_ns
     worker = Call(f"worker {stream.worker_id}", kind="worker", start_ns=stream.start_ns,
                   duration_ns=max(end_ns - stream.start_ns, 0),
-                  args={"pid": str(stream.pid), "worker_id": str(stream.worker_id), "start_method": stream.start_method})
+                  args={"pid": str(stream.pid), "worker_id": str(stream.worker_id), "start_method": stream.start_method},
+                  parent=root)
     if not stream.ended:
         worker.open = True
     for index in sorted(stream.threads):
