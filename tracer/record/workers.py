@@ -12,7 +12,7 @@ How (see shared/notes/workers.md for the torch facts this fits):
   ``sys.setprofile`` (one Recording per thread, started by a ``threading.setprofile`` hook), so the
   QueueFeederThread that pickles the batch is seen too.
 - A worker streams its events to ``<tmpdir>/w<pid>.stream``: before each ``index_queue.get`` (so once per
-  batch, with the batch index it got), every 50 ms from a small thread of its own, and when the main process
+  batch, with the batch index it got: the queue object's ``get`` is wrapped in the worker), every 50 ms from a small thread of its own, and when the main process
   asks at the block's end. torch's SIGTERM handler calls ``_exit`` and SIGKILL runs nothing, so whatever was
   not streamed by then is lost: at most the batch the worker was on.
 - At the block's end the main process reads the streams, builds each thread's calls with the same builder as
@@ -112,9 +112,21 @@ class Collector:
             global _ORIGINAL_WORKER_LOOP
             if _ORIGINAL_WORKER_LOOP is None:
                 _ORIGINAL_WORKER_LOOP = worker_module._worker_loop
-            self._patch(worker_module, "_worker_loop", functools.partial(traced_worker_loop, self.config))
-            self._wrap_iterator(iterator_class)
+            try:
+                self._patch(worker_module, "_worker_loop", functools.partial(traced_worker_loop, self.config))
+                self._wrap_iterator(iterator_class)
+            except BaseException:
+                self._unpatch()
+                raise
         _ACTIVE.append(self)
+
+    def _unpatch(self):
+        for owner, name, previous in reversed(self.patches):
+            if previous is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, previous)
+        self.patches.clear()
 
     def _patch(self, owner, name, value):
         self.patches.append((owner, name, owner.__dict__.get(name, _MISSING)))
@@ -167,12 +179,7 @@ class Collector:
         if self.config is None or self.stopped:
             return
         self.stopped = True
-        for owner, name, previous in reversed(self.patches):
-            if previous is _MISSING:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, previous)
-        self.patches.clear()
+        self._unpatch()
         self._by_data.clear()
         if self in _ACTIVE:
             _ACTIVE.remove(self)
@@ -228,7 +235,7 @@ class Collector:
         for stream in self.streams:
             if stream.pid is None:
                 continue
-            workers.append(build_worker(stream, self.config, Call))
+            workers.append(build_worker(stream, self.config, Call, root))
             notes.extend(self._ending_notes(stream))
         workers.sort(key=lambda w: (_int(w.args.get("worker_id")), w.start_ns))
         if workers:
@@ -268,7 +275,7 @@ class Collector:
                          "process, which raises it again")
         if stream.ended:
             if stream.how != "returned":
-                notes.append(f"{who}: its _worker_loop {stream.how}")
+                notes.append(f"{who} ended by an exception: its loop {stream.how}")
             return notes
         lost = "its calls up to its last flush are kept; the batch it was on is lost"
         if stream.pid in self.live:
@@ -456,13 +463,14 @@ class _ReplayScope:
         self.modules = {id(code): module for code, module, _ in stream.codes.values()}
 
 
-def build_worker(stream, config, Call):
+def build_worker(stream, config, Call, root):
     """The worker node: one thread node per recorded thread, each over that thread's calls."""
     from ..model import _build
     end_ns = stream.end_ns or stream.last_ns
     worker = Call(f"worker {stream.worker_id}", kind="worker", start_ns=stream.start_ns,
                   duration_ns=max(end_ns - stream.start_ns, 0),
-                  args={"pid": str(stream.pid), "worker_id": str(stream.worker_id), "start_method": stream.start_method})
+                  args={"pid": str(stream.pid), "worker_id": str(stream.worker_id), "start_method": stream.start_method},
+                  parent=root)
     if not stream.ended:
         worker.open = True
     for index in sorted(stream.threads):
@@ -553,10 +561,9 @@ def traced_worker_loop(config, *args, **kwargs):
         loop = worker_module._worker_loop
     worker_id = args[10] if len(args) > 10 else kwargs.get("worker_id")
     child = ChildRecorder(config, worker_id)
-    if len(args) > 2:
-        args = args[:2] + (_IndexQueue(args[2], child),) + args[3:]
-    elif "index_queue" in kwargs:
-        kwargs["index_queue"] = _IndexQueue(kwargs["index_queue"], child)
+    index_queue = args[2] if len(args) > 2 else kwargs.get("index_queue")
+    if index_queue is not None:
+        _stream_before_each_get(index_queue, child)
     return child.run(loop, args, kwargs)
 
 
@@ -583,21 +590,19 @@ def checkpoint(batch=None):
         child.checkpoint(batch)
 
 
-class _IndexQueue:
-    """A worker's index queue, streaming the recording before each wait for the next batch."""
+def _stream_before_each_get(queue, child):
+    """The worker's index queue streams the recording before each wait for a batch, and marks the batch it
+    got (an attribute of this process's queue object: the trace still shows torch's Queue)."""
+    get = queue.get
 
-    def __init__(self, queue, child):
-        self._queue, self._child = queue, child
-
-    def get(self, *args, **kwargs):
-        self._child.checkpoint()
-        item = self._queue.get(*args, **kwargs)
-        if type(item) is tuple and len(item) == 2 and type(item[0]) is int:
-            self._child.mark(item[0])
+    def get_and_mark(*args, **kwargs):
+        child.checkpoint()
+        item = get(*args, **kwargs)
+        if type(item) is tuple and len(item) == 2 and type(item[0]) is int:  # (send index, indices)
+            child.mark(item[0])
         return item
 
-    def __getattr__(self, name):
-        return getattr(self._queue, name)
+    queue.get = get_and_mark
 
 
 def _start_method() -> str:
