@@ -279,8 +279,8 @@ class Collector:
             return notes
         lost = "its calls up to its last flush are kept; the batch it was on is lost"
         if stream.pid in self.live:
-            notes.append(f"{who} was still running when the block ended (persistent workers): its calls so far are "
-                         "kept" + ("" if self.live[stream.pid] else
+            notes.append(f"{who} was still running when the block ended (persistent workers, or an iterator not "
+                         "run to its end): its calls so far are kept" + ("" if self.live[stream.pid] else
                                    f", but it did not write its last ones within {SYNC_TIMEOUT_S:g} s"))
             return notes
         process = self.processes.get(stream.pid)
@@ -624,10 +624,11 @@ def _discard_inherited():
 
 
 class _Thread:
-    __slots__ = ("index", "name", "ident", "start_ns", "recording", "written")
+    __slots__ = ("index", "name", "ident", "start_ns", "recording", "written", "capped")
 
     def __init__(self, index, name, start_ns, recording):
         self.index, self.name, self.start_ns, self.recording, self.written = index, name, start_ns, recording, 0
+        self.capped = False  # past max_events: what it records is dropped at each flush
         self.ident = threading.get_ident()
 
 
@@ -745,16 +746,18 @@ class ChildRecorder:
                 n = len(events)
                 taken = events[:n]
                 del events[:n]  # the thread may append meanwhile: only what was taken goes
-                if not taken and thread.written:
+                if thread.capped or (not taken and thread.written):
                     continue
+                room = self.config.max_events - thread.written
+                if len(taken) > room:
+                    taken = taken[:room] + [(TRUNCATED, taken[room][1], taken[room][2], None)] \
+                        if taken[room][0] in _CODE_EVENTS else taken[:room]
+                    thread.capped = True
+                    self.pending_notes.append(f"thread {thread.name} recorded more than {self.config.max_events:,} "
+                                              "events (max_events); the rest were not kept, the worker ran on")
                 thread.written += len(taken)
                 threads.append((thread.index, thread.name, thread.start_ns,
                                 self._portable(taken, recording, codes, operators)))
-                if thread.written > self.config.max_events:
-                    self.pending_notes.append(f"thread {thread.name} recorded more than "
-                                              f"{self.config.max_events:,} events; the rest were not kept")
-                    recording.events = []  # the callback keeps appending to the old list, which is let go
-                    thread.recording = None
             record = {"type": "end" if end else "events", "t": self.clock(), "codes": codes, "operators": operators,
                       "threads": threads, "markers": self.markers, "notes": self.pending_notes}
             self.markers, self.pending_notes = [], []
