@@ -286,3 +286,13 @@ def test_alive_says_a_zombie_is_not_running():
         wait_for(lambda: not workers._alive(pid))  # it has exited, and nobody reaped it yet
     finally:
         os.waitpid(pid, 0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pin_memory starts its thread only with an accelerator")
+def test_pin_memory_thread_keeps_the_batch_links():
+    # The pin-memory thread runs in the main process and is not traced; _get_data hands on what it pinned.
+    with tracer.trace(workers=True) as t:
+        batches = [b for b in loader(pin_memory=True)]
+    assert all(b.is_pinned() for b in batches)
+    check_batches_linked(t, 4)

@@ -84,7 +84,7 @@ class Collector:
         self.config = None
         self.directories: list[str] = []  # its own, then those of nested blocks it adopted
         self.patches: list = []  # (owner, name, previous value or _MISSING), in the order applied
-        self.received: list = []  # (start_ns, end_ns, batch index or None, worker pid or None) per _next_data
+        self.received: list = []  # (start_ns, end_ns, batch index or None) per _next_data
         self._pending: list = []  # the batch of each _next_data running now, innermost last
         self._by_data: dict = {}  # id(batch data) -> (index, data) between _get_data and _process_data
         self.processes: dict = {}  # pid -> the multiprocessing.Process of a worker a traced iterator owns
@@ -92,7 +92,6 @@ class Collector:
         self.streams: list = []
         self.live: dict = {}  # pid -> True when it wrote what it had at the block's end, False when it did not
         self.notes: list[str] = []
-        self.torch = False
         self.stopped = False
 
     # -- the block -------------------------------------------------------------------------------
@@ -108,7 +107,6 @@ class Collector:
             self.notes.append("workers=True, but torch (torch.utils.data) cannot be imported here: no DataLoader "
                               "worker can be followed")
         else:
-            self.torch = True
             global _ORIGINAL_WORKER_LOOP
             if _ORIGINAL_WORKER_LOOP is None:
                 _ORIGINAL_WORKER_LOOP = worker_module._worker_loop
@@ -152,8 +150,7 @@ class Collector:
             try:
                 return next_data(it)
             finally:
-                batch = pending.pop()
-                received.append((start, clock()) + (batch or (None, None)))
+                received.append((start, clock(), pending.pop()))
 
         def _get_data(it):
             result = get_data(it)
@@ -165,8 +162,7 @@ class Collector:
         def _process_data(it, data, worker_idx):
             entry = by_data.pop(id(data), None)
             if entry is not None and entry[1] is data and pending:
-                worker = it._workers[worker_idx] if 0 <= worker_idx < len(it._workers) else None
-                pending[-1] = (entry[0], getattr(worker, "pid", None))
+                pending[-1] = entry[0]  # the batch this _next_data returns (or raises the worker's error for)
             return process_data(it, data, worker_idx)
 
         self._patch(cls, "__init__", __init__)
