@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 
-from .events import ATEN_CALL, ATEN_RETURN, C_CALL, C_RETURN, CALL, RESUME, RETURN, TRUNCATED
+from .events import ATEN_CALL, ATEN_RETURN, CALL, RAISED, RAISED_HERE, RESUME, RETURN, TRUNCATED
 
 FLUSH_INTERVAL_S = 0.05  # how often a worker's streaming thread writes what its threads recorded
 SYNC_TIMEOUT_S = 2.0  # how long the block's end waits for a running worker to write what it has
@@ -227,16 +227,14 @@ class Collector:
         from ..model import Call
         notes = meta.setdefault("notes", [])
         notes.extend(self.notes)
-        workers = []
-        for stream in self.streams:
-            if stream.pid is None:
-                continue
-            workers.append(build_worker(stream, self.config, Call, root))
-            notes.extend(self._ending_notes(stream))
-        workers.sort(key=lambda w: (_int(w.args.get("worker_id")), w.start_ns))
+        streams = [stream for stream in self.streams if stream.pid is not None]
+        workers = [build_worker(stream, self.config, Call, root) for stream in streams]
         if workers:
             root.children = sorted(root.children + workers, key=lambda c: c.start_ns)
         self._link_received(root)
+        receivers = {id(fetch): main for main, fetch in batch_pairs(root) if fetch is not None} if workers else {}
+        for stream in sorted(streams, key=lambda s: (_int(s.worker_id), s.start_ns)):
+            notes.extend(self._ending_notes(stream, receivers))
         recorded = {stream.pid for stream in self.streams}
         silent = sorted(pid for pid in self.processes if pid not in recorded)
         if silent:
@@ -263,12 +261,17 @@ class Collector:
                 if i >= 0 and received[i][0] <= call.start_ns <= received[i][1]:
                     call.batch = received[i][2]
 
-    def _ending_notes(self, stream):
+    def _ending_notes(self, stream, receivers):
         who = f"worker {stream.worker_id} (pid {stream.pid})"
         notes = [f"{who}: {note}" for note in stream.notes]
-        for index, error, name in stream.failed_batches:
-            notes.append(f"{who}: batch {index} raised {error} in {name}; the DataLoader sent the error to the main "
-                         "process, which raises it again")
+        for fetch in stream.failed_fetches:
+            main = receivers.get(id(fetch))
+            error = "an exception" if fetch.error in (RAISED, RAISED_HERE) else fetch.error
+            if main is not None and main.error:
+                notes.append(f"{who}: batch {fetch.batch} raised {error} in {fetch.name}; the DataLoader sent the "
+                             "error to the main process, which raised it again")
+            elif error not in ("an exception", "StopIteration"):  # StopIteration: an IterableDataset's shard ended
+                notes.append(f"{who}: batch {fetch.batch} raised {error} in {fetch.name}")
         if stream.ended:
             if stream.how != "returned":
                 notes.append(f"{who} ended by an exception: its loop {stream.how}")
@@ -375,7 +378,7 @@ class Stream:
         self.builtins: dict = {}  # (module, name) -> the one tuple, so that returns match calls by identity
         self.markers: list = []  # (time_ns, batch index), when the worker took a batch off its index queue
         self.notes: list[str] = []
-        self.failed_batches: list = []  # filled when the tree is built
+        self.failed_fetches: list = []  # fetch calls that raised, found when the tree is built
         self.damaged = False
 
 
@@ -505,7 +508,7 @@ def _link_fetches(thread, stream):
             call.batch = last[1]
             last = None
             if call.error:
-                stream.failed_batches.append((call.batch, call.error, call.name))
+                stream.failed_fetches.append(call)
 
 
 # -- the batch links, read from any tree (a loaded one too) -----------------------------------------
