@@ -158,6 +158,7 @@ def test_iterable_dataset_sharded_by_worker_info():
     assert all(len(f) >= 3 for f in shards.values())  # three batches each, then the one that ends its shard
     linked = [(m, f) for m, f in t.batches() if m is not None]
     assert len(linked) == 6 and all(f is not None and f.name == "_IterableDatasetFetcher.fetch" for m, f in linked)
+    assert not [note for note in t.meta["notes"] if "raised" in note]  # a shard's end is no error
 
 
 def test_a_worker_that_raises_propagates_as_torch_does_and_the_trace_keeps_the_rest():
@@ -286,3 +287,13 @@ def test_alive_says_a_zombie_is_not_running():
         wait_for(lambda: not workers._alive(pid))  # it has exited, and nobody reaped it yet
     finally:
         os.waitpid(pid, 0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pin_memory starts its thread only with an accelerator")
+def test_pin_memory_thread_keeps_the_batch_links():
+    # The pin-memory thread runs in the main process and is not traced; _get_data hands on what it pinned.
+    with tracer.trace(workers=True) as t:
+        batches = [b for b in loader(pin_memory=True)]
+    assert all(b.is_pinned() for b in batches)
+    check_batches_linked(t, 4)

@@ -79,9 +79,9 @@ def shape(call):
     return [(c.name, shape(c)) for c in call.children]
 
 
-def run_child(module, method, ending=None, n=3):
+def run_child(module, method, ending=None, n=3, **options):
     context = multiprocessing.get_context(method)
-    with tracer.trace(include=("wsample",), workers=True) as t:
+    with tracer.trace(include=("wsample",), workers=True, **options) as t:
         module.square(2)
         child = context.Process(target=workers.traced_target(module.loop, worker_id=0), args=(n, ending))
         child.start()
@@ -133,6 +133,15 @@ def test_a_child_that_ends_badly_keeps_what_it_streamed(wsample, ending, says, c
     assert batches[:3] == [0, 1, 2]  # streamed before the batch it was on; that one may be lost
     assert (node.open, node.children[0].children[0].open) == ((True, True) if ending != "raise" else (False, False))
     capfd.readouterr()  # the child's traceback, printed by multiprocessing
+
+
+def test_max_events_applies_to_each_thread_of_a_child(wsample):
+    t, child = run_child(wsample, "fork", n=40, max_events=30)
+    assert child.exitcode == 0
+    main = t.workers[0].children[0]
+    assert 5 <= sum(1 for _ in main.walk()) - 1 <= 16  # 30 events: a call and its return each, but the open ones
+    assert any("recorded more than 30 events (max_events)" in note for note in t.meta["notes"]), t.meta["notes"]
+    assert any(c.open for c in main.walk())  # the calls it was inside when it stopped
 
 
 def test_the_trace_directory_goes_and_nothing_stays_patched(wsample):

@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 
-from .events import ATEN_CALL, ATEN_RETURN, C_CALL, C_RETURN, CALL, RESUME, RETURN, TRUNCATED
+from .events import ATEN_CALL, ATEN_RETURN, CALL, RAISED, RAISED_HERE, RESUME, RETURN, TRUNCATED
 
 FLUSH_INTERVAL_S = 0.05  # how often a worker's streaming thread writes what its threads recorded
 SYNC_TIMEOUT_S = 2.0  # how long the block's end waits for a running worker to write what it has
@@ -84,7 +84,7 @@ class Collector:
         self.config = None
         self.directories: list[str] = []  # its own, then those of nested blocks it adopted
         self.patches: list = []  # (owner, name, previous value or _MISSING), in the order applied
-        self.received: list = []  # (start_ns, end_ns, batch index or None, worker pid or None) per _next_data
+        self.received: list = []  # (start_ns, end_ns, batch index or None) per _next_data
         self._pending: list = []  # the batch of each _next_data running now, innermost last
         self._by_data: dict = {}  # id(batch data) -> (index, data) between _get_data and _process_data
         self.processes: dict = {}  # pid -> the multiprocessing.Process of a worker a traced iterator owns
@@ -92,7 +92,6 @@ class Collector:
         self.streams: list = []
         self.live: dict = {}  # pid -> True when it wrote what it had at the block's end, False when it did not
         self.notes: list[str] = []
-        self.torch = False
         self.stopped = False
 
     # -- the block -------------------------------------------------------------------------------
@@ -108,7 +107,6 @@ class Collector:
             self.notes.append("workers=True, but torch (torch.utils.data) cannot be imported here: no DataLoader "
                               "worker can be followed")
         else:
-            self.torch = True
             global _ORIGINAL_WORKER_LOOP
             if _ORIGINAL_WORKER_LOOP is None:
                 _ORIGINAL_WORKER_LOOP = worker_module._worker_loop
@@ -152,8 +150,7 @@ class Collector:
             try:
                 return next_data(it)
             finally:
-                batch = pending.pop()
-                received.append((start, clock()) + (batch or (None, None)))
+                received.append((start, clock(), pending.pop()))
 
         def _get_data(it):
             result = get_data(it)
@@ -165,8 +162,7 @@ class Collector:
         def _process_data(it, data, worker_idx):
             entry = by_data.pop(id(data), None)
             if entry is not None and entry[1] is data and pending:
-                worker = it._workers[worker_idx] if 0 <= worker_idx < len(it._workers) else None
-                pending[-1] = (entry[0], getattr(worker, "pid", None))
+                pending[-1] = entry[0]  # the batch this _next_data returns (or raises the worker's error for)
             return process_data(it, data, worker_idx)
 
         self._patch(cls, "__init__", __init__)
@@ -231,16 +227,14 @@ class Collector:
         from ..model import Call
         notes = meta.setdefault("notes", [])
         notes.extend(self.notes)
-        workers = []
-        for stream in self.streams:
-            if stream.pid is None:
-                continue
-            workers.append(build_worker(stream, self.config, Call, root))
-            notes.extend(self._ending_notes(stream))
-        workers.sort(key=lambda w: (_int(w.args.get("worker_id")), w.start_ns))
+        streams = [stream for stream in self.streams if stream.pid is not None]
+        workers = [build_worker(stream, self.config, Call, root) for stream in streams]
         if workers:
             root.children = sorted(root.children + workers, key=lambda c: c.start_ns)
         self._link_received(root)
+        receivers = {id(fetch): main for main, fetch in batch_pairs(root) if fetch is not None} if workers else {}
+        for stream in sorted(streams, key=lambda s: (_int(s.worker_id), s.start_ns)):
+            notes.extend(self._ending_notes(stream, receivers))
         recorded = {stream.pid for stream in self.streams}
         silent = sorted(pid for pid in self.processes if pid not in recorded)
         if silent:
@@ -267,20 +261,25 @@ class Collector:
                 if i >= 0 and received[i][0] <= call.start_ns <= received[i][1]:
                     call.batch = received[i][2]
 
-    def _ending_notes(self, stream):
+    def _ending_notes(self, stream, receivers):
         who = f"worker {stream.worker_id} (pid {stream.pid})"
         notes = [f"{who}: {note}" for note in stream.notes]
-        for index, error, name in stream.failed_batches:
-            notes.append(f"{who}: batch {index} raised {error} in {name}; the DataLoader sent the error to the main "
-                         "process, which raises it again")
+        for fetch in stream.failed_fetches:
+            main = receivers.get(id(fetch))
+            error = "an exception" if fetch.error in (RAISED, RAISED_HERE) else fetch.error
+            if main is not None and main.error:
+                notes.append(f"{who}: batch {fetch.batch} raised {error} in {fetch.name}; the DataLoader sent the "
+                             "error to the main process, which raised it again")
+            elif error not in ("an exception", "StopIteration"):  # StopIteration: an IterableDataset's shard ended
+                notes.append(f"{who}: batch {fetch.batch} raised {error} in {fetch.name}")
         if stream.ended:
             if stream.how != "returned":
                 notes.append(f"{who} ended by an exception: its loop {stream.how}")
             return notes
         lost = "its calls up to its last flush are kept; the batch it was on is lost"
         if stream.pid in self.live:
-            notes.append(f"{who} was still running when the block ended (persistent workers): its calls so far are "
-                         "kept" + ("" if self.live[stream.pid] else
+            notes.append(f"{who} was still running when the block ended (persistent workers, or an iterator not "
+                         "run to its end): its calls so far are kept" + ("" if self.live[stream.pid] else
                                    f", but it did not write its last ones within {SYNC_TIMEOUT_S:g} s"))
             return notes
         process = self.processes.get(stream.pid)
@@ -379,7 +378,7 @@ class Stream:
         self.builtins: dict = {}  # (module, name) -> the one tuple, so that returns match calls by identity
         self.markers: list = []  # (time_ns, batch index), when the worker took a batch off its index queue
         self.notes: list[str] = []
-        self.failed_batches: list = []  # filled when the tree is built
+        self.failed_fetches: list = []  # fetch calls that raised, found when the tree is built
         self.damaged = False
 
 
@@ -509,7 +508,7 @@ def _link_fetches(thread, stream):
             call.batch = last[1]
             last = None
             if call.error:
-                stream.failed_batches.append((call.batch, call.error, call.name))
+                stream.failed_fetches.append(call)
 
 
 # -- the batch links, read from any tree (a loaded one too) -----------------------------------------
@@ -624,10 +623,11 @@ def _discard_inherited():
 
 
 class _Thread:
-    __slots__ = ("index", "name", "ident", "start_ns", "recording", "written")
+    __slots__ = ("index", "name", "ident", "start_ns", "recording", "written", "capped")
 
     def __init__(self, index, name, start_ns, recording):
         self.index, self.name, self.start_ns, self.recording, self.written = index, name, start_ns, recording, 0
+        self.capped = False  # past max_events: what it records is dropped at each flush
         self.ident = threading.get_ident()
 
 
@@ -745,16 +745,18 @@ class ChildRecorder:
                 n = len(events)
                 taken = events[:n]
                 del events[:n]  # the thread may append meanwhile: only what was taken goes
-                if not taken and thread.written:
+                if thread.capped or (not taken and thread.written):
                     continue
+                room = self.config.max_events - thread.written
+                if len(taken) > room:
+                    taken = taken[:room] + [(TRUNCATED, taken[room][1], taken[room][2], None)] \
+                        if taken[room][0] in _CODE_EVENTS else taken[:room]
+                    thread.capped = True
+                    self.pending_notes.append(f"thread {thread.name} recorded more than {self.config.max_events:,} "
+                                              "events (max_events); the rest were not kept, the worker ran on")
                 thread.written += len(taken)
                 threads.append((thread.index, thread.name, thread.start_ns,
                                 self._portable(taken, recording, codes, operators)))
-                if thread.written > self.config.max_events:
-                    self.pending_notes.append(f"thread {thread.name} recorded more than "
-                                              f"{self.config.max_events:,} events; the rest were not kept")
-                    recording.events = []  # the callback keeps appending to the old list, which is let go
-                    thread.recording = None
             record = {"type": "end" if end else "events", "t": self.clock(), "codes": codes, "operators": operators,
                       "threads": threads, "markers": self.markers, "notes": self.pending_notes}
             self.markers, self.pending_notes = [], []
