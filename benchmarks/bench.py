@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -289,6 +290,91 @@ def rendering(workload, calls_wanted):
     return out
 
 
+# -- DataLoader worker processes: trace(workers=True) -----------------------------------------------
+
+def worker_runs(smoke, repeat, skip_viztracer_reason):
+    """A 2-worker DataLoader (benchmarks/loader_workers.py), fork and spawn: untraced and under
+    trace(workers=True), taking turns in this process; viztracer's command line (which follows
+    multiprocessing children by default) on the same script, beside the script run plainly."""
+    import loader_workers
+    runs = {}
+    for method in ("fork", "spawn"):
+        # spawn starts a fresh interpreter importing torch per worker and epoch: fewer, shorter runs
+        epochs = 1 if smoke and method == "spawn" else loader_workers.EPOCHS
+        rounds = repeat if method == "fork" else max(1, min(repeat, 3))
+        loader = loader_workers.make_loader(method)
+        modes = {"untraced": lambda w, n=epochs: loader_workers.untraced(w, n),
+                 "tracer workers=True": lambda w, n=epochs: loader_workers.traced(w, n)}
+        print(f"DataLoader workers, {method}: {len(modes)} modes x {rounds}", file=sys.stderr, flush=True)
+        entry = runs[method] = {"epochs": epochs, "rounds": rounds,
+                                "modes": interleave(loader, modes, rounds, warmup=0 if method == "spawn" else 1)}
+        if skip_viztracer_reason or smoke:
+            entry["viztracer"] = skip_viztracer_reason or ("left out of --smoke: each run traces `import torch` and "
+                                                           "writes some 100 MB (about 10 s for fork here)")
+            continue
+        entry["viztracer"] = viztracer_cli(method, epochs, 1 if method == "spawn" else rounds)
+    return runs
+
+
+def viztracer_cli(method, epochs, rounds):
+    """The same script under `viztracer --quiet --ignore_c_function` and plainly, in turns: wall times of the
+    whole process (viztracer's includes saving every process's report) and of the epochs alone."""
+    script = [str(HERE / "loader_workers.py"), "--method", method, "--epochs", str(epochs)]
+    times = {"plain": [], "viztracer": []}
+    loops = {"plain": [], "viztracer": []}
+    events = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "viz.json"
+        commands = {"plain": [sys.executable] + script,
+                    "viztracer": [sys.executable, "-m", "viztracer", "--quiet", "--ignore_c_function", "-o", str(out)]
+                    + script}
+        for _ in range(rounds):
+            for name, command in commands.items():
+                t0 = time.perf_counter()
+                done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+                times[name].append(time.perf_counter() - t0)
+                if done.returncode:
+                    return f"failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
+                loops[name].append(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+        with open(out) as f:
+            for event in json.load(f)["traceEvents"]:
+                if event.get("ph") == "X":
+                    events[event["pid"]] = events.get(event["pid"], 0) + 1
+    median = statistics.median
+    return {"plain_wall": median(times["plain"]), "viztracer_wall": median(times["viztracer"]),
+            "plain_epochs": median(loops["plain"]), "viztracer_epochs": median(loops["viztracer"]),
+            "processes": len(events), "events": sum(events.values()), "rounds": rounds}
+
+
+def workers_report(runs) -> list[str]:
+    out = ["## DataLoader workers", "",
+           "`benchmarks/loader_workers.py`: a `TensorDataset` of 256 images 3x32x32, batches of 32, 2 worker",
+           "processes (new ones each epoch), wall time of the epochs. *tracer workers=True* is its whole block:",
+           "recording in both processes, streaming, reading the streams and merging them into the tree.", ""]
+    for method, entry in runs.items():
+        modes = entry["modes"]
+        base = modes["untraced"]["median"]
+        out += [f"### {method}, {entry['epochs']} epoch(s), {entry['rounds']} interleaved round(s)", "",
+                "| mode | median | overhead | calls (in workers) |", "|---|---:|---:|---:|",
+                f"| untraced | {fmt_s(base)} | | |"]
+        traced = modes["tracer workers=True"]
+        last = traced["last"]
+        out.append(f"| tracer workers=True | {fmt_s(traced['median'])} | {overhead(traced['median'], base):.2f} "
+                   f"| {fmt(last.get('calls'))} ({fmt(last.get('worker_calls'))}) |")
+        viz = entry.get("viztracer")
+        if isinstance(viz, dict):
+            out += ["", f"viztracer's command line (`viztracer --quiet --ignore_c_function`, {viz['rounds']} round(s)) on "
+                    f"the same script: whole process {fmt_s(viz['viztracer_wall'])} against {fmt_s(viz['plain_wall'])} "
+                    f"plainly (overhead {overhead(viz['viztracer_wall'], viz['plain_wall']):.2f}); the epochs alone "
+                    f"{fmt_s(viz['viztracer_epochs'])} against {fmt_s(viz['plain_epochs'])} "
+                    f"(overhead {overhead(viz['viztracer_epochs'], viz['plain_epochs']):.2f}); {viz['events']:,} events "
+                    f"from {viz['processes']} processes (its main process records `import torch` too)."]
+        else:
+            out += ["", f"viztracer's command line: {viz}"]
+        out.append("")
+    return out
+
+
 # -- the book and the torch-free workload ----------------------------------------------------------
 
 def book_build():
@@ -362,7 +448,7 @@ def fmt(x, spec=",.0f"):
     return "–" if x is None else format(x, spec)
 
 
-def report(meta, results, memory, sizes, render, book, core, targets) -> str:
+def report(meta, results, memory, sizes, render, book, core, targets, workers=None) -> str:
     out = [f"# Benchmarks: what tracing costs", "",
            f"Measured {meta['date']} by `benchmarks/bench.py{' --smoke' if meta['smoke'] else ''}`, "
            f"{meta['repeat']} interleaved repetitions per mode (medians).", "",
@@ -408,6 +494,8 @@ def report(meta, results, memory, sizes, render, book, core, targets) -> str:
             f"A trace of {render['calls']:,} calls (the DataLoader workload, python+builtin, stopped at the cap):", "",
             f"- text (`t.to_text()`): {fmt_s(render['text']['seconds'])}, {render['text']['bytes'] / 2**20:.1f} MiB",
             f"- HTML page (`render_page`): {fmt_s(render['html']['seconds'])}, {render['html']['bytes'] / 2**20:.1f} MiB", ""]
+    if workers:
+        out += workers_report(workers)
     out += ["## Torch-free workload (benchmarks/core.py)", "",
             "Many small calls in an included package and about as many in an excluded one, on each Python",
             "installed. *with tree* is the tracer's whole `with` block; *recording* leaves out building the tree,",
@@ -577,13 +665,14 @@ def main(argv=None):
     print("rendering", file=sys.stderr, flush=True)
     loader = workloads.get("DataLoader, 3 epochs") or make_workloads()["DataLoader, 3 epochs"]
     render = rendering(loader, 100_000)
+    workers = None if args.workload else worker_runs(args.smoke, repeat, no_viz)
     print("torch-free workload", file=sys.stderr, flush=True)
     core = core_runs(args.smoke, repeat)
     book = None if args.smoke or args.no_book else book_build()
     meta = {"date": datetime.date.today().isoformat(), "smoke": args.smoke, "repeat": repeat,
             "machine": machine(), "versions": versions()}
     targets = check_targets(results, memory, render, core)
-    text = report(meta, results, memory, sizes, render, book, core, targets)
+    text = report(meta, results, memory, sizes, render, book, core, targets, workers)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text + "\n", encoding="utf-8")
     if out_path == HERE / "RESULTS.md" and not args.smoke and not args.workload:

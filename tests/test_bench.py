@@ -44,7 +44,7 @@ def test_smoke_run_writes_every_section(tmp_path):
     text = out.read_text()
     for heading in ("## Targets", "## resnet18 forward", "## DataLoader, 3 epochs", "## load_state_dict x10",
                     "## resnet18 forward+backward", "## Memory and export size", "## Rendering",
-                    "## Torch-free workload", "## The book"):
+                    "## DataLoader workers", "### fork", "### spawn", "## Torch-free workload", "## The book"):
         assert heading in text
     modes = ["tracer python", "tracer python+builtin", "tracer python+builtin+aten", "tracer aten", "cProfile",
              "torch.profiler", "torch.profiler shapes+stack", "TorchDispatchMode floor"]
@@ -54,3 +54,4 @@ def test_smoke_run_writes_every_section(tmp_path):
         assert text.count(f"| {mode} |") >= 4, mode  # a row in each workload's table
     assert "1 interleaved repetitions" in text
     assert "rendering 100" in text  # the rendering target was checked on a trace of 100,000 calls or so
+    assert text.count("| tracer workers=True |") == 2

@@ -22,10 +22,10 @@ class Call:
     # recording made them (two tuples), and becomes the {name: summary} dict the first time it is read.
     # build() makes each call without __init__: a slot added here must be set there as well.
     __slots__ = ("name", "module", "relpath", "line", "kind", "_args", "_arg_names", "error", "start_ns",
-                 "duration_ns", "children", "parent", "depth", "file", "open", "resumed", "pinned_url")
+                 "duration_ns", "children", "parent", "depth", "file", "open", "resumed", "pinned_url", "batch")
 
     def __init__(self, name, module=None, relpath=None, line=None, kind="python", args=None, error=None,
-                 start_ns=0, duration_ns=0, file=None, parent=None):
+                 start_ns=0, duration_ns=0, file=None, parent=None, batch=None):
         self.name = name
         self.module = module
         self.relpath = relpath
@@ -42,6 +42,7 @@ class Call:
         self.open = False  # still running when recording stopped (truncated, or the block ended inside it)
         self.resumed = False  # a generator or coroutine going on from a yield/await, not a new call
         self.pinned_url = None  # a loaded trace keeps the links it was saved with
+        self.batch = batch  # a DataLoader batch's send index: on a worker's fetch and the main call that received it
 
     @property
     def args(self) -> dict:
@@ -155,6 +156,26 @@ class Trace:
     def __len__(self):
         return sum(1 for _ in self.root.walk()) - 1
 
+    @property
+    def workers(self) -> list[Call]:
+        """The DataLoader worker processes (``workers=True``): one node each, in worker-id order, then start order."""
+        from .record.workers import _int
+        return sorted((c for c in self.root.children if c.kind == "worker"),
+                      key=lambda c: (_int(c.args.get("worker_id")), c.start_ns))
+
+    def batch(self, index: int, epoch: int = 0) -> tuple:
+        """(main-process call that received batch `index`, the worker's fetch of it); either may be None.
+
+        Batch indices start at 0 again each epoch: `epoch` picks the n-th batch with that index in the trace.
+        """
+        from .record.workers import find_batch
+        return find_batch(self.root, index, epoch)
+
+    def batches(self) -> list[tuple]:
+        """Every (main call, worker fetch) pair, in the order the batches were received."""
+        from .record.workers import batch_pairs
+        return batch_pairs(self.root)
+
     def subtree(self, call: Call) -> "Trace":
         """The calls below `call` as a trace of their own, with a copy of `call` as its root.
 
@@ -166,7 +187,7 @@ class Trace:
             parent = copies[id(c.parent)] if c is not call else None
             copy = Call(c.name, c.module, c.relpath, c.line, c.kind, c.args, c.error, c.start_ns, c.duration_ns,
                         c.file, parent)
-            copy.open, copy.resumed = c.open, c.resumed
+            copy.open, copy.resumed, copy.batch = c.open, c.resumed, c.batch
             if parent is not None:
                 parent.children.append(copy)
             copies[id(c)] = copy
@@ -223,7 +244,7 @@ def _written(text: str, path) -> str:
 
 
 def trace(layers=("python",), include=("torch", "torchvision"), depth=None, args=True,
-          max_events=None, backend="auto") -> Trace:
+          max_events=None, backend="auto", workers=False) -> Trace:
     """Record the calls a block makes into `include`: ``with tracer.trace() as t: ...``.
 
     layers      "python" (functions), "builtin" (C functions of the included packages that included
@@ -233,13 +254,16 @@ def trace(layers=("python",), include=("torch", "torchvision"), depth=None, args
     args        summarise arguments (``f32[2, 3] cpu``); never calls repr.
     max_events  stop recording after this many events (default 5,000,000); the code runs on.
     backend     "auto", "setprofile" or "sys.monitoring" (Python 3.12+; the default there).
+    workers     also record inside every DataLoader worker process started in the block (fork, spawn,
+                forkserver): one "worker" node per process under the root, see tracer/record/workers.py.
 
     Nested blocks both record: the inner trace feeds its events to the outer one as well.
     Only the thread that enters the block is traced; the trace counts the other threads that ran.
     """
     from .record import DEFAULT_MAX_EVENTS
     recording = Recording(layers=layers, include=include, depth=depth, args=args,
-                          max_events=DEFAULT_MAX_EVENTS if max_events is None else max_events, backend=backend)
+                          max_events=DEFAULT_MAX_EVENTS if max_events is None else max_events, backend=backend,
+                          workers=workers)
     return Trace(recording)
 
 
@@ -248,7 +272,10 @@ def build(rec: Recording, exc_type=None):
     collecting = gc.isenabled()
     gc.disable()  # a new object or two per call, none of them garbage: collecting as the tree grows only costs time
     try:
-        return _build(rec, exc_type)
+        root, meta = _build(rec, exc_type)
+        if getattr(rec, "workers", None) is not None:
+            rec.workers.merge(root, meta)
+        return root, meta
     finally:
         if collecting:
             gc.enable()
@@ -310,7 +337,7 @@ def _build(rec, exc_type):
             call.depth = parent.depth + 1
             call.open = False
             call.resumed = kind == resume_kind
-            call.pinned_url = None
+            call.pinned_url = call.batch = None
             parent.children.append(call)
             push(call)
         elif kind == return_kind or kind == c_return_kind:
@@ -351,7 +378,7 @@ def _build(rec, exc_type):
             call.parent = parent
             call.depth = parent.depth + 1
             call.open = call.resumed = False
-            call.pinned_url = None
+            call.pinned_url = call.batch = None
             parent.children.append(call)
             push(call)
         elif kind == ATEN_CALL:

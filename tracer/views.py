@@ -64,6 +64,7 @@ def _copy(call: Call, parent: Call | None, **changes) -> ViewCall:
     node = ViewCall(**fields, parent=parent, origin=_origin(call),
                     note=getattr(call, "note", None))
     node.open, node.resumed, node.pinned_url = call.open, call.resumed, call.pinned_url
+    node.batch = getattr(call, "batch", None)
     if parent is not None:
         parent.children.append(node)
     return node

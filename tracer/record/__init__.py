@@ -17,7 +17,7 @@ class Recording:
     """One block's recording: options checked up front, events appended by the backends."""
 
     def __init__(self, layers=("python",), include=("torch", "torchvision"), depth=None, args=True,
-                 max_events=DEFAULT_MAX_EVENTS, backend="auto"):
+                 max_events=DEFAULT_MAX_EVENTS, backend="auto", workers=False):
         self.layers = check_layers(layers)
         if "builtin" in self.layers and "python" not in self.layers:
             raise ValueError("the builtin layer keeps the C functions that traced Python code calls: "
@@ -32,6 +32,8 @@ class Recording:
             raise ValueError(f"max_events must be a positive whole number, got {max_events!r}")
         self.max_events = max_events
         self.backend = _choose_backend(backend)
+        from .workers import Collector, check_workers  # torch-free: torch is imported when a block starts
+        self.workers = Collector(self) if check_workers(workers) else None  # DataLoader worker processes
         self.clock = time.perf_counter_ns
         self.events: list = []
         self.threads_not_traced = 0
@@ -68,6 +70,16 @@ class Recording:
             return key
 
     def start(self):
+        if self.workers is not None:  # before recording: the patches (and importing torch) are not the block's calls
+            self.workers.start()
+        try:
+            self._start()
+        except BaseException:
+            if self.workers is not None:
+                self.workers.stop()
+            raise
+
+    def _start(self):
         if "aten" in self.layers:
             from .aten import make_mode
             self._mode = make_mode(self)
@@ -94,7 +106,11 @@ class Recording:
                 python.stop()
         finally:
             self.stopped_ns = self.clock()
-            self._exit_mode()
+            try:
+                self._exit_mode()
+            finally:
+                if self.workers is not None:
+                    self.workers.stop()
 
     def _exit_mode(self):
         mode, self._mode = self._mode, None

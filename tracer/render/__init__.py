@@ -15,8 +15,8 @@ def fold(children):
 
 
 def _same_function(a, b) -> bool:
-    return ((a.name, a.module, a.relpath, a.line, a.kind, a.error, a.resumed)
-            == (b.name, b.module, b.relpath, b.line, b.kind, b.error, b.resumed))
+    return ((a.name, a.module, a.relpath, a.line, a.kind, a.error, a.resumed, a.batch)
+            == (b.name, b.module, b.relpath, b.line, b.kind, b.error, b.resumed, b.batch))
 
 
 def format_args(args: dict, limit: int = 6) -> str:

@@ -508,6 +508,8 @@ def _location(call) -> str:
 def _args_text(call) -> str:
     """The argument summaries; a resumed generator has none of its own and says that it went on."""
     text = format_args(call.args) if call.args else ""
+    if getattr(call, "batch", None) is not None:  # a DataLoader batch (trace(workers=True))
+        text = f"batch={call.batch}" + (f", {text}" if text else "")
     return f"(resumed) {text}".rstrip() if call.resumed else text
 
 

@@ -8,9 +8,10 @@ Schema ``tracer-trace`` version 1: one object,
 ``calls`` lists every call in call order (preorder); ``parent`` is the id of the enclosing call
 (null for the root, id 0). Each call has ``name``, ``module``, ``relpath``, ``line``, ``url`` (pinned when
 saved: a loaded trace keeps it, whatever torch is installed where it is loaded), ``kind``
-(python, builtin, aten, block), ``args`` (name -> summary), ``error``, ``open``, ``resumed`` (a generator
-or coroutine going on, not a new call), ``start_ns`` and
-``duration_ns``. A flat list, not nested objects, so that a 10,000-deep tree loads without recursion.
+(python, builtin, aten, block; worker and thread for DataLoader worker processes), ``args`` (name -> summary),
+``error``, ``open``, ``resumed`` (a generator or coroutine going on, not a new call), ``start_ns``,
+``duration_ns`` and ``batch`` (a DataLoader batch's index, or null; added within version 1: a file without
+it reads as null). A flat list, not nested objects, so that a 10,000-deep tree loads without recursion.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from ..model import Call, Trace
 
 SCHEMA = "tracer-trace"
 VERSION = 1
-FIELDS = ("name", "module", "relpath", "line", "kind", "args", "error", "open", "resumed", "start_ns", "duration_ns")
+FIELDS = ("name", "module", "relpath", "line", "kind", "args", "error", "open", "resumed", "start_ns", "duration_ns",
+          "batch")
 
 
 def to_dict(trace) -> dict:

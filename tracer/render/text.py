@@ -29,8 +29,12 @@ def lines(trace, depth=None, times=False, args=True):
         note = getattr(call, "note", None)  # a view's node says what it folds
         if note:
             segs.append((f"  ({note})", "note"))
-        if args and call.args and n == 1:
-            segs.append((f"  {format_args(call.args)}", "args"))
+        shown = format_args(call.args) if args and call.args and n == 1 else ""
+        batch = getattr(call, "batch", None)
+        if batch is not None:  # a DataLoader batch: the worker's fetch and the main call that received it
+            shown = f"batch={batch}" + (f", {shown}" if shown else "")
+        if shown:
+            segs.append((f"  {shown}", "args"))
         if call.error:
             segs.append((f"  raised {call.error}", "error"))
         if call.open:
