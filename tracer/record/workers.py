@@ -693,7 +693,8 @@ class ChildRecorder:
 
     # -- streaming -----------------------------------------------------------------------------------
     def mark(self, batch):
-        self.markers.append((self.clock(), batch))
+        with self.lock:  # the streaming thread swaps the list out under it
+            self.markers.append((self.clock(), batch))
 
     def checkpoint(self, batch=None):
         if self.stopped:
