@@ -178,3 +178,13 @@ def test_a_stream_cut_inside_a_record_is_read_up_to_it(tmp_path):
     evil = pickle.dumps(os.getcwd)  # a stream never loads a class or function
     path.write_bytes(workers._HEADER.pack(len(evil)) + evil)
     assert workers.read_stream(path).damaged
+
+
+def test_workers_that_recorded_nothing_are_named():
+    # A DataLoader worker that never reached the recorder (under spawn: it could not import the tracer, or
+    # died unpickling its arguments) leaves no stream; the trace says so rather than show nothing.
+    with tracer.trace(include=("wsample_missing",), workers=True) as t:
+        collector = t._recording.workers
+        collector.processes[2**22 + 1] = None  # a pid the DataLoader reported, with no stream
+    assert any(f"worker processes {2**22 + 1} were started in the block but recorded nothing" in note
+               for note in t.meta["notes"]), t.meta["notes"]

@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="write the trace here instead of standard output")
     p.add_argument("--times", action="store_true", help="show each call's duration (text format)")
     p.add_argument("--no-args", action="store_true", help="do not summarise arguments")
+    p.add_argument("--workers", action="store_true", help="record inside DataLoader worker processes too")
     return p
 
 
@@ -41,7 +42,8 @@ def main(argv=None) -> int:
         return book_main(argv[1:])
     opts = parser().parse_args(argv)
     try:
-        recorder = trace(layers=opts.layers, include=opts.include, depth=opts.depth, args=not opts.no_args)
+        recorder = trace(layers=opts.layers, include=opts.include, depth=opts.depth, args=not opts.no_args,
+                         workers=opts.workers)
     except (TypeError, ValueError) as error:
         print(f"python -m tracer: {error}", file=sys.stderr)
         return 2

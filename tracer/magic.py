@@ -3,7 +3,7 @@
     %%trace --layers python,aten --depth 4
     y = model(x)
 
-The options are tracer.trace()'s: --layers, --include, --depth, --no-args, --max-events, --backend.
+The options are tracer.trace()'s: --layers, --include, --depth, --no-args, --max-events, --backend, --workers.
 
 The cell runs in the user namespace; the Trace is stored there (``_trace``, or ``--name VAR``) and
 shown as HTML (``--text``: as text). If the cell raises, the trace is shown and stored first, then
@@ -31,6 +31,7 @@ class TraceMagics(Magics):
     @argument("--max-events", type=int, default=None,
               help="stop recording after this many events; the cell runs on (default: tracer.trace()'s)")
     @argument("--backend", default="auto", help="auto, setprofile or sys.monitoring (Python 3.12+) (default: auto)")
+    @argument("--workers", action="store_true", help="record inside DataLoader worker processes too")
     @argument("--text", action="store_true", help="print the tree as text instead of showing HTML")
     @argument("--name", default="_trace", help="the variable that receives the Trace (default: _trace)")
     @cell_magic
@@ -41,7 +42,7 @@ class TraceMagics(Magics):
             raise UsageError(f"%%trace --name: {opts.name!r} is not a Python variable name")
         try:
             recorder = trace(layers=opts.layers, include=opts.include, depth=opts.depth, args=not opts.no_args,
-                             max_events=opts.max_events, backend=opts.backend)
+                             max_events=opts.max_events, backend=opts.backend, workers=opts.workers)
         except (TypeError, ValueError) as error:
             raise UsageError(f"%%trace: {error}") from None
         code = self.shell.transform_cell(cell)

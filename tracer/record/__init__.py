@@ -8,6 +8,7 @@ import time
 from types import ModuleType
 
 from .scope import Scope, check_depth, check_layers
+from .workers import Collector, check_workers  # torch-free: torch is imported when a workers=True block starts
 
 DEFAULT_MAX_EVENTS = 5_000_000
 BACKENDS = ("auto", "setprofile", "sys.monitoring")
@@ -32,7 +33,6 @@ class Recording:
             raise ValueError(f"max_events must be a positive whole number, got {max_events!r}")
         self.max_events = max_events
         self.backend = _choose_backend(backend)
-        from .workers import Collector, check_workers  # torch-free: torch is imported when a block starts
         self.workers = Collector(self) if check_workers(workers) else None  # DataLoader worker processes
         self.clock = time.perf_counter_ns
         self.events: list = []

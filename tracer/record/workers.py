@@ -227,8 +227,17 @@ class Collector:
         from ..model import Call
         notes = meta.setdefault("notes", [])
         notes.extend(self.notes)
-        streams = [stream for stream in self.streams if stream.pid is not None]
-        workers = [build_worker(stream, self.config, Call, root) for stream in streams]
+        streams, workers = [], []
+        for stream in self.streams:
+            if stream.pid is None:
+                continue
+            try:
+                workers.append(build_worker(stream, self.config, Call, root))
+            except Exception as error:  # the main thread's trace must survive a worker's stream
+                notes.append(f"worker {stream.worker_id} (pid {stream.pid}): its calls could not be merged "
+                             f"({type(error).__name__}: {error})")
+                continue
+            streams.append(stream)
         if workers:
             root.children = sorted(root.children + workers, key=lambda c: c.start_ns)
         self._link_received(root)
@@ -693,7 +702,8 @@ class ChildRecorder:
 
     # -- streaming -----------------------------------------------------------------------------------
     def mark(self, batch):
-        self.markers.append((self.clock(), batch))
+        with self.lock:  # the streaming thread swaps the list out under it
+            self.markers.append((self.clock(), batch))
 
     def checkpoint(self, batch=None):
         if self.stopped:
