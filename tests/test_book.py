@@ -5,6 +5,8 @@ import io
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +14,7 @@ import nbformat
 import pytest
 
 from tracer import book
-from tracer.claims import FAILED
+from tracer.claims import FAILED, claim_line
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.chapter
@@ -372,3 +374,54 @@ def test_a_cell_past_its_timeout_fails_the_chapter_naming_the_cell(tmp_path):
     assert run.status == "failed"
     assert run.error.splitlines()[:2] == [f"05-slow failed at cell 1 ({book.display_path(chapter)}:14): import time",
                                           "timed out after 2 s"]
+
+
+SHOWN_CLAIMS = '''
+# 06. Shown claims
+
+```{code-cell} ipython3
+import torch, tracer
+with tracer.trace() as t:
+    torch.nn.Linear(2, 2)(torch.ones(1, 2))
+tracer.claim("ones are ones", bool(torch.ones(2).eq(1).all()))
+tracer.skip("a claim skipped on every machine", "this test chapter always skips it")
+t.expect_path("Module._call_impl", "Linear.forward")
+```
+
+```{code-cell} ipython3
+print("no claim here")
+```
+
+```{code-cell} ipython3
+tracer.claim_equal("two equals three", 2, 3)
+```
+'''
+
+
+def shown_text(cell) -> list[str]:
+    """The text/plain of each display output of a cell, with the other formats it carries."""
+    return [(output["data"]["text/plain"], sorted(output["data"])) for output in cell.outputs
+            if output["output_type"] == "display_data"]
+
+
+def test_each_cell_shows_its_claims_and_a_failed_one_fails_the_run(tmp_path):
+    chapter = tmp_path / "06-shown-claims.md"
+    chapter.write_text(FRONT_MATTER + SHOWN_CLAIMS, encoding="utf-8")
+    run = book.run_chapter(chapter)
+    code = [cell for cell in run.notebook.cells if cell.cell_type == "code"]
+    by_cell = [[entry for entry in run.claims if entry["cell"] == run.notebook.cells.index(cell)] for cell in code]
+    expected = ["✓ ones are ones", "skipped: a claim skipped on every machine (this test chapter always skips it)",
+                "✓ Module._call_impl → Linear.forward runs, each inside the one before"]
+    assert [claim_line(entry) for entry in by_cell[0]] == expected
+    assert shown_text(code[0]) == [("\n".join(expected), ["text/plain"])]
+    assert shown_text(code[1]) == [] and by_cell[1] == []
+    failed, = by_cell[2]
+    assert shown_text(code[2]) == [("✗ two equals three\n  found 2, expected 3", ["text/plain"])]
+    assert failed["status"] == FAILED and run.status == "failed"
+    assert "06-shown-claims failed at cell 3 (" in run.error and "ClaimError: claim failed: two equals three" in run.error
+
+
+def test_a_plain_python_import_of_tracer_does_not_import_ipython():
+    code = "import sys, tracer; print('IPython' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.split() == ["False"]
