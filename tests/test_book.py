@@ -62,6 +62,13 @@ print("## not a heading: code output")
 Count the parameters of a layer without bias.
 
 ```{code-cell} ipython3
+:tags: [exercise]
+
+layer = torch.nn.Linear(2, 2, bias=False)
+# your code here
+```
+
+```{code-cell} ipython3
 :tags: [solution]
 
 tracer.claim_equal("a bias-free linear layer has one parameter",
@@ -215,7 +222,7 @@ def test_summary_table_lists_every_chapter(built):
 
 
 def test_only_passing_chapters_are_written_to_notebooks(built):
-    assert sorted(path.name for path in built.notebooks.iterdir()) == ["01-passing.ipynb", "04-skipped.ipynb"]
+    assert sorted(path.name for path in built.notebooks.glob("*.ipynb")) == ["01-passing.ipynb", "04-skipped.ipynb"]
     for name in ("02-failing-claim", "05-caught-claim"):
         target = book.display_path(built.notebooks / f"{name}.ipynb")
         assert f"no notebook written ({target} does not exist)" in built.out
@@ -240,13 +247,50 @@ def test_notebook_has_outputs_hidden_solutions_slides_and_clean_metadata(built):
     assert [cell.execution_count for cell in code] == [1, 2, 3, 4]
     assert "github.com/pytorch/pytorch/blob/" in code[0].outputs[0]["data"]["text/markdown"]
     for cell in nb.cells:
-        assert "execution" not in cell.metadata
-        hidden = cell.metadata.get("jupyter", {}).get("source_hidden", False)
-        assert hidden == ("solution" in cell.metadata.get("tags", []))
-    assert sum("solution" in cell.metadata.get("tags", []) for cell in nb.cells) == 1
+        assert "execution" not in cell.metadata and "solution" not in cell.metadata.get("tags", [])
+    assert "exercise" in code[-1].metadata.tags and code[-1].outputs == []
     slides = [(cell.metadata.slideshow.slide_type, cell.source.splitlines()[0]) for cell in nb.cells]
     assert [line for kind, line in slides if kind == "slide"] == ["# 01. Passing", "## Read", "## Exercises"]
     assert all(kind in ("-", "subslide", "slide") for kind, _ in slides)
+
+
+def test_a_solution_is_in_no_cell_of_the_notebook_but_in_its_solutions_files(built):
+    nb = notebook(built, "01-passing")
+    shown = json.dumps(nb.cells)
+    assert "bias-free" not in shown  # neither the solution's source nor its claim's line
+    link = nb.cells[-1]
+    assert link.cell_type == "markdown" and link.id == f"cell-{len(nb.cells) - 1}"
+    assert link.source.startswith("[Solution 1](solutions/01-passing.md#exercise-1)")
+    assert "`%load solutions/01-passing-1.py`" in link.source
+    chapter = book.read_chapter(built.chapters / "01-passing.md").cells[-1]
+    script = built.notebooks / "solutions" / "01-passing-1.py"
+    assert script.read_text(encoding="utf-8") == chapter.source + "\n"
+    page = (built.notebooks / "solutions" / "01-passing.md").read_text(encoding="utf-8")
+    assert "\n## Exercise 1\n\n```python\n" + chapter.source + "\n```\n" in page
+    assert "```text\n✓ a bias-free linear layer has one parameter\n```" in page
+    assert sorted(path.name for path in (built.notebooks / "solutions").iterdir()) == ["01-passing-1.py", "01-passing.md"]
+
+
+def test_check_sync_covers_the_solutions_files(built, tmp_path):
+    chapters = write_chapters(tmp_path / "chapters", ("01-passing", "04-skipped"))
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(built.notebooks, notebooks)
+    assert book.sync_problems(chapters, notebooks) == []
+    solutions = notebooks / "solutions"
+    script = solutions / "01-passing-1.py"
+    script.write_text(script.read_text(encoding="utf-8").replace("one parameter", "1 parameter"), encoding="utf-8")
+    (solutions / "01-passing-2.py").write_text("print()\n", encoding="utf-8")
+    (solutions / "07-gone.md").write_text("# Solutions\n", encoding="utf-8")
+    page = solutions / "01-passing.md"
+    page.write_text(page.read_text(encoding="utf-8").replace("bias=False", "bias=True"), encoding="utf-8")
+    assert book.sync_problems(chapters, notebooks) == [
+        "01-passing: solutions/01-passing.md does not hold the chapter's solutions".replace(
+            "solutions/", book.display_path(solutions) + "/", 1),
+        f"01-passing: {book.display_path(script)} is missing or differs from solution 1",
+        f"01-passing: {book.display_path(solutions / '01-passing-2.py')} belongs to no solution",
+        f"07-gone.md: {book.display_path(solutions / '07-gone.md')} belongs to no chapter in {book.display_path(chapters)}"]
+    page.unlink()
+    assert f"01-passing: solutions page {book.display_path(page)} is missing" in book.sync_problems(chapters, notebooks)
 
 
 def test_rebuilding_passing_chapters_exits_zero_and_changes_no_byte(built, tmp_path):
