@@ -469,3 +469,34 @@ def test_a_plain_python_import_of_tracer_does_not_import_ipython():
     code = "import sys, tracer; print('IPython' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
     assert out.split() == ["False"]
+
+
+RUN_ALL_TWICE = '''
+# 07. Run All twice
+
+```{code-cell} ipython3
+import tracer
+runs = globals().get("runs", 0) + 1
+tracer.claim("this cell runs for the first time in this kernel", runs == 1)
+```
+
+```{code-cell} ipython3
+print("the last cell")
+```
+'''
+
+
+def test_a_chapter_runs_twice_in_one_kernel_and_the_second_pass_can_fail_it(tmp_path):
+    chapter = tmp_path / "07-twice.md"
+    chapter.write_text(FRONT_MATTER + RUN_ALL_TWICE, encoding="utf-8")
+    run = book.run_chapter(chapter)
+    assert run.status == "failed" and [entry["status"] for entry in run.claims] == ["passed"]
+    first = run.error.splitlines()[0]
+    assert first == (f"07-twice failed in the second pass (Run All again in the same kernel) at cell 1 "
+                     f"({book.display_path(chapter)}:14): import tracer"), run.error
+    assert "ClaimError: claim failed: this cell runs for the first time in this kernel" in run.error
+    code = [cell for cell in run.notebook.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == [1, 2]  # the notebook keeps the first pass
+    assert shown_text(code[0]) == [("✓ this cell runs for the first time in this kernel", ["text/plain"])]
+    once = book.run_chapter(chapter, passes=1)
+    assert once.status == "passed" and once.error is None

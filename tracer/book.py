@@ -37,6 +37,7 @@ import zmq
 from jinja2 import DictLoader
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import ensure_async, run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
@@ -197,6 +198,8 @@ class CellLedger:
         self.cell_lines = code_cell_lines(chapter)
         self.offset = 0
         self.claims: list[dict] = []
+        self.again: list[dict] = []  # the claims of the second pass: they fail the chapter, they count in no table
+        self.pass_number = 1
         self.cell = None
         self.index = None
         self.error_reply = None
@@ -215,8 +218,9 @@ class CellLedger:
         self.offset += len(complete.encode("utf-8"))
         for line in complete.splitlines():
             entry = json.loads(line)
-            self.claims.append({"chapter": self.chapter, "cell": self.index, "line": self.source_line(),
-                                "source": first_line(self.cell), **entry})
+            (self.claims if self.pass_number == 1 else self.again).append(
+                {"chapter": self.chapter, "cell": self.index, "line": self.source_line(),
+                 "source": first_line(self.cell), **entry})
 
     def source_line(self) -> int | None:
         """Line of the current cell's fence in the chapter file (code cells are numbered in order)."""
@@ -228,7 +232,39 @@ class CellLedger:
     def where(self, relpath: str) -> str:
         line = self.source_line()
         place = f" ({relpath}:{line})" if line else ""
-        return f"cell {self.index}{place}: {first_line(self.cell)}"
+        again = "in the second pass (Run All again in the same kernel) at " if self.pass_number > 1 else "at "
+        return f"{again}cell {self.index}{place}: {first_line(self.cell)}"
+
+
+class ChapterClient(NotebookClient):
+    """nbclient's client, running the cells `passes` times in one kernel, as a reader who presses Run All twice.
+
+    The passes after the first run copies of the cells, so the notebook keeps the first pass's outputs.
+    """
+
+    def __init__(self, nb, ledger: CellLedger, passes: int = 1, **kwargs):
+        super().__init__(nb, **kwargs)
+        self.ledger, self.passes = ledger, passes
+
+    async def async_execute(self, reset_kc: bool = False, **kwargs) -> nbformat.NotebookNode:
+        self.reset_execution_trackers()
+        unrun = json.dumps(self.nb.cells)
+        async with self.async_setup_kernel(**kwargs):
+            reply = await self.async_wait_for_reply(await ensure_async(self.kc.kernel_info()))
+            self.nb.metadata["language_info"] = reply["content"]["language_info"]
+            for number in range(1, self.passes + 1):
+                if any(entry["status"] == FAILED for entry in self.ledger.claims):
+                    break  # the chapter failed already: a second pass would only say it again
+                self.ledger.pass_number = number
+                cells = self.nb.cells if number == 1 else nbformat.from_dict(json.loads(unrun))
+                for index, cell in enumerate(cells):
+                    await self.async_execute_cell(cell, index, execution_count=self.code_cells_executed + 1)
+                if number == 1:
+                    first = list(self.nb.cells)
+        self.nb.cells = first  # async_execute_cell files each cell it ran in the notebook, a later pass's too
+        return self.nb
+
+    execute = run_sync(async_execute)  # NotebookClient's execute wraps its own async_execute, not this one
 
 
 def kernel_manager(folder: Path) -> AsyncKernelManager:
@@ -250,8 +286,12 @@ def runtime() -> tuple[str, str]:
     return ("cuda" if torch.cuda.is_available() else "cpu"), torch.__version__
 
 
-def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S) -> ChapterRun:
-    """Execute one chapter in a fresh kernel; never raises for the chapter's own errors (they land in .error)."""
+def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S, passes: int = 2) -> ChapterRun:
+    """Execute one chapter in a fresh kernel, `passes` times over in that kernel (Run All twice, by default).
+
+    Never raises for the chapter's own errors: they land in .error, naming the pass and the cell, as does a
+    claim that fails only in a later pass. The notebook and the claims are the first pass's.
+    """
     path = Path(path)
     nb = read_chapter(path)
     device, torch_version = runtime()
@@ -260,10 +300,10 @@ def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S) -> ChapterRun:
         ledger_path = Path(tmp) / "claims.jsonl"
         ledger_path.touch()
         ledger = CellLedger(ledger_path, path, nb)
-        client = NotebookClient(nb, km=kernel_manager(Path(tmp)), timeout=timeout, record_timing=False,
-                                resources={"metadata": {"path": str(path.parent.resolve())}},
-                                on_cell_start=ledger.start, on_cell_executed=ledger.collect,
-                                on_cell_error=ledger.failed)
+        client = ChapterClient(nb, ledger, passes, km=kernel_manager(Path(tmp)), timeout=timeout, record_timing=False,
+                               resources={"metadata": {"path": str(path.parent.resolve())}},
+                               on_cell_start=ledger.start, on_cell_executed=ledger.collect,
+                               on_cell_error=ledger.failed)
         # a fixed hash seed keeps set orders, and so the outputs, the same from one build to the next
         env = {**os.environ, "TRACER_LEDGER": str(ledger_path), "PYTHONHASHSEED": "0"}
         start = time.monotonic()
@@ -274,18 +314,24 @@ def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S) -> ChapterRun:
         run.seconds = time.monotonic() - start
         ledger.collect()
     run.claims = ledger.claims
+    failed_again = [entry for entry in ledger.again if entry["status"] == FAILED]
+    if failed_again and not run.error:
+        entry = failed_again[0]
+        place = f" ({display_path(path)}:{entry['line']})" if entry["line"] else ""
+        run.error = (f"{run.name} failed in the second pass (Run All again in the same kernel) at cell {entry['cell']}"
+                     f"{place}: {entry['source']}\nclaim failed: {entry['claim']}: {entry['detail']}")
     return run
 
 
 def describe_failure(run: ChapterRun, ledger: CellLedger, error: Exception, timeout: int) -> str:
     where = ledger.where(display_path(run.path)) if ledger.cell is not None else "before the first cell"
     if isinstance(error, CellTimeoutError):
-        return f"{run.name} failed at {where}\ntimed out after {timeout} s"
+        return f"{run.name} failed {where}\ntimed out after {timeout} s"
     if ledger.error_reply is not None:
         reply = ledger.error_reply
         trace = ANSI.sub("", "\n".join(reply.get("traceback", [])))
-        return f"{run.name} failed at {where}\n{trace or reply.get('ename') + ': ' + reply.get('evalue')}"
-    return f"{run.name} failed at {where}\n{type(error).__name__}: {error}"
+        return f"{run.name} failed {where}\n{trace or reply.get('ename') + ': ' + reply.get('evalue')}"
+    return f"{run.name} failed {where}\n{type(error).__name__}: {error}"
 
 
 def display_path(path: Path) -> str:
