@@ -489,7 +489,7 @@ print("the last cell")
 def test_a_chapter_runs_twice_in_one_kernel_and_the_second_pass_can_fail_it(tmp_path):
     chapter = tmp_path / "07-twice.md"
     chapter.write_text(FRONT_MATTER + RUN_ALL_TWICE, encoding="utf-8")
-    run = book.run_chapter(chapter)
+    run = book.run_chapter(chapter, passes=2)
     assert run.status == "failed" and [entry["status"] for entry in run.claims] == ["passed"]
     first = run.error.splitlines()[0]
     assert first == (f"07-twice failed in the second pass (Run All again in the same kernel) at cell 1 "
@@ -498,5 +498,5 @@ def test_a_chapter_runs_twice_in_one_kernel_and_the_second_pass_can_fail_it(tmp_
     code = [cell for cell in run.notebook.cells if cell.cell_type == "code"]
     assert [cell.execution_count for cell in code] == [1, 2]  # the notebook keeps the first pass
     assert shown_text(code[0]) == [("✓ this cell runs for the first time in this kernel", ["text/plain"])]
-    once = book.run_chapter(chapter, passes=1)
+    once = book.run_chapter(chapter)  # make book runs each chapter once
     assert once.status == "passed" and once.error is None

@@ -286,8 +286,8 @@ def runtime() -> tuple[str, str]:
     return ("cuda" if torch.cuda.is_available() else "cpu"), torch.__version__
 
 
-def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S, passes: int = 2) -> ChapterRun:
-    """Execute one chapter in a fresh kernel, `passes` times over in that kernel (Run All twice, by default).
+def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S, passes: int = 1) -> ChapterRun:
+    """Execute one chapter in a fresh kernel, `passes` times over in that kernel (the tests pass 2: Run All twice).
 
     Never raises for the chapter's own errors: they land in .error, naming the pass and the cell, as does a
     claim that fails only in a later pass. The notebook and the claims are the first pass's.
