@@ -249,19 +249,23 @@ class ChapterClient(NotebookClient):
     async def async_execute(self, reset_kc: bool = False, **kwargs) -> nbformat.NotebookNode:
         self.reset_execution_trackers()
         unrun = json.dumps(self.nb.cells)
+        first = None
         async with self.async_setup_kernel(**kwargs):
             reply = await self.async_wait_for_reply(await ensure_async(self.kc.kernel_info()))
             self.nb.metadata["language_info"] = reply["content"]["language_info"]
-            for number in range(1, self.passes + 1):
-                if any(entry["status"] == FAILED for entry in self.ledger.claims):
-                    break  # the chapter failed already: a second pass would only say it again
-                self.ledger.pass_number = number
-                cells = self.nb.cells if number == 1 else nbformat.from_dict(json.loads(unrun))
-                for index, cell in enumerate(cells):
-                    await self.async_execute_cell(cell, index, execution_count=self.code_cells_executed + 1)
-                if number == 1:
-                    first = list(self.nb.cells)
-        self.nb.cells = first  # async_execute_cell files each cell it ran in the notebook, a later pass's too
+            try:
+                for number in range(1, self.passes + 1):
+                    if any(entry["status"] == FAILED for entry in self.ledger.claims):
+                        break  # the chapter failed already: a second pass would only say it again
+                    self.ledger.pass_number = number
+                    cells = self.nb.cells if number == 1 else nbformat.from_dict(json.loads(unrun))
+                    for index, cell in enumerate(cells):
+                        await self.async_execute_cell(cell, index, execution_count=self.code_cells_executed + 1)
+                    if number == 1:
+                        first = list(self.nb.cells)
+            finally:
+                if first is not None:  # async_execute_cell files each cell it ran in the notebook, a later pass's too
+                    self.nb.cells = first
         return self.nb
 
     execute = run_sync(async_execute)  # NotebookClient's execute wraps its own async_execute, not this one
