@@ -500,3 +500,11 @@ def test_a_chapter_runs_twice_in_one_kernel_and_the_second_pass_can_fail_it(tmp_
     assert shown_text(code[0]) == [("✓ this cell runs for the first time in this kernel", ["text/plain"])]
     once = book.run_chapter(chapter)  # make book runs each chapter once
     assert once.status == "passed" and once.error is None
+
+
+def test_a_failed_claims_detail_is_cut_to_a_few_short_lines():
+    detail = "\n".join(f"line {n}: " + "x" * 300 for n in range(5))
+    shown = claim_line({"claim": "long", "status": FAILED, "detail": detail}).splitlines()
+    assert shown[0] == "✗ long" and len(shown) == 5 and shown[-1] == "  …"
+    assert all(len(line) <= 2 + 160 and line.endswith("…") for line in shown[1:4])
+    assert claim_line({"claim": "fine", "status": "skipped", "detail": "no GPU"}) == "skipped: fine (no GPU)"
