@@ -17,7 +17,8 @@ import os
 import sys
 
 LEDGER: list[dict] = []
-CELL: list[dict] = []  # the claims made since the current IPython cell started
+CELL: list[dict] = []  # the claims made since the current IPython cell started, kept only inside IPython
+_showing = False  # set once show_claims_in_ipython has registered the display
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
 
@@ -28,7 +29,8 @@ class ClaimError(AssertionError):
 def record(statement: str, status: str, detail: str = "") -> dict:
     entry = {"claim": statement, "status": status, "detail": detail}
     LEDGER.append(entry)
-    CELL.append(entry)
+    if _showing:
+        CELL.append(entry)
     path = os.environ.get("TRACER_LEDGER")
     if path:
         with open(path, "a", encoding="utf-8") as f:
@@ -97,6 +99,7 @@ def show_cell_claims(*_) -> None:
 
 def show_claims_in_ipython() -> None:
     """Register the per-cell display with the running IPython shell, once; a plain Python import never imports IPython."""
+    global _showing
     if "IPython" not in sys.modules:
         return
     shell = sys.modules["IPython"].get_ipython()
@@ -105,3 +108,4 @@ def show_claims_in_ipython() -> None:
     shell.events.register("pre_run_cell", forget_cell_claims)
     shell.events.register("post_run_cell", show_cell_claims)
     shell._tracer_shows_claims = True
+    _showing = True
