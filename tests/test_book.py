@@ -5,6 +5,8 @@ import io
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +14,7 @@ import nbformat
 import pytest
 
 from tracer import book
-from tracer.claims import FAILED
+from tracer.claims import FAILED, claim_line
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.chapter
@@ -58,6 +60,13 @@ print("## not a heading: code output")
 ## Exercises
 
 Count the parameters of a layer without bias.
+
+```{code-cell} ipython3
+:tags: [exercise]
+
+layer = torch.nn.Linear(2, 2, bias=False)
+# your code here
+```
 
 ```{code-cell} ipython3
 :tags: [solution]
@@ -213,7 +222,7 @@ def test_summary_table_lists_every_chapter(built):
 
 
 def test_only_passing_chapters_are_written_to_notebooks(built):
-    assert sorted(path.name for path in built.notebooks.iterdir()) == ["01-passing.ipynb", "04-skipped.ipynb"]
+    assert sorted(path.name for path in built.notebooks.glob("*.ipynb")) == ["01-passing.ipynb", "04-skipped.ipynb"]
     for name in ("02-failing-claim", "05-caught-claim"):
         target = book.display_path(built.notebooks / f"{name}.ipynb")
         assert f"no notebook written ({target} does not exist)" in built.out
@@ -238,13 +247,50 @@ def test_notebook_has_outputs_hidden_solutions_slides_and_clean_metadata(built):
     assert [cell.execution_count for cell in code] == [1, 2, 3, 4]
     assert "github.com/pytorch/pytorch/blob/" in code[0].outputs[0]["data"]["text/markdown"]
     for cell in nb.cells:
-        assert "execution" not in cell.metadata
-        hidden = cell.metadata.get("jupyter", {}).get("source_hidden", False)
-        assert hidden == ("solution" in cell.metadata.get("tags", []))
-    assert sum("solution" in cell.metadata.get("tags", []) for cell in nb.cells) == 1
+        assert "execution" not in cell.metadata and "solution" not in cell.metadata.get("tags", [])
+    assert "exercise" in code[-1].metadata.tags and code[-1].outputs == []
     slides = [(cell.metadata.slideshow.slide_type, cell.source.splitlines()[0]) for cell in nb.cells]
     assert [line for kind, line in slides if kind == "slide"] == ["# 01. Passing", "## Read", "## Exercises"]
     assert all(kind in ("-", "subslide", "slide") for kind, _ in slides)
+
+
+def test_a_solution_is_in_no_cell_of_the_notebook_but_in_its_solutions_files(built):
+    nb = notebook(built, "01-passing")
+    shown = json.dumps(nb.cells)
+    assert "bias-free" not in shown  # neither the solution's source nor its claim's line
+    link = nb.cells[-1]
+    assert link.cell_type == "markdown" and link.id == f"cell-{len(nb.cells) - 1}"
+    assert link.source.startswith("[Solution 1](solutions/01-passing.md#exercise-1)")
+    assert "`%load solutions/01-passing-1.py`" in link.source
+    chapter = book.read_chapter(built.chapters / "01-passing.md").cells[-1]
+    script = built.notebooks / "solutions" / "01-passing-1.py"
+    assert script.read_text(encoding="utf-8") == chapter.source + "\n"
+    page = (built.notebooks / "solutions" / "01-passing.md").read_text(encoding="utf-8")
+    assert "\n## Exercise 1\n\n```python\n" + chapter.source + "\n```\n" in page
+    assert "```text\n✓ a bias-free linear layer has one parameter\n```" in page
+    assert sorted(path.name for path in (built.notebooks / "solutions").iterdir()) == ["01-passing-1.py", "01-passing.md"]
+
+
+def test_check_sync_covers_the_solutions_files(built, tmp_path):
+    chapters = write_chapters(tmp_path / "chapters", ("01-passing", "04-skipped"))
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(built.notebooks, notebooks)
+    assert book.sync_problems(chapters, notebooks) == []
+    solutions = notebooks / "solutions"
+    script = solutions / "01-passing-1.py"
+    script.write_text(script.read_text(encoding="utf-8").replace("one parameter", "1 parameter"), encoding="utf-8")
+    (solutions / "01-passing-2.py").write_text("print()\n", encoding="utf-8")
+    (solutions / "07-gone.md").write_text("# Solutions\n", encoding="utf-8")
+    page = solutions / "01-passing.md"
+    page.write_text(page.read_text(encoding="utf-8").replace("bias=False", "bias=True"), encoding="utf-8")
+    assert book.sync_problems(chapters, notebooks) == [
+        "01-passing: solutions/01-passing.md does not hold the chapter's solutions".replace(
+            "solutions/", book.display_path(solutions) + "/", 1),
+        f"01-passing: {book.display_path(script)} is missing or differs from solution 1",
+        f"01-passing: {book.display_path(solutions / '01-passing-2.py')} belongs to no solution",
+        f"07-gone.md: {book.display_path(solutions / '07-gone.md')} belongs to no chapter in {book.display_path(chapters)}"]
+    page.unlink()
+    assert f"01-passing: solutions page {book.display_path(page)} is missing" in book.sync_problems(chapters, notebooks)
 
 
 def test_rebuilding_passing_chapters_exits_zero_and_changes_no_byte(built, tmp_path):
@@ -372,3 +418,93 @@ def test_a_cell_past_its_timeout_fails_the_chapter_naming_the_cell(tmp_path):
     assert run.status == "failed"
     assert run.error.splitlines()[:2] == [f"05-slow failed at cell 1 ({book.display_path(chapter)}:14): import time",
                                           "timed out after 2 s"]
+
+
+SHOWN_CLAIMS = '''
+# 06. Shown claims
+
+```{code-cell} ipython3
+import torch, tracer
+with tracer.trace() as t:
+    torch.nn.Linear(2, 2)(torch.ones(1, 2))
+tracer.claim("ones are ones", bool(torch.ones(2).eq(1).all()))
+tracer.skip("a claim skipped on every machine", "this test chapter always skips it")
+t.expect_path("Module._call_impl", "Linear.forward")
+```
+
+```{code-cell} ipython3
+print("no claim here")
+```
+
+```{code-cell} ipython3
+tracer.claim_equal("two equals three", 2, 3)
+```
+'''
+
+
+def shown_text(cell) -> list[str]:
+    """The text/plain of each display output of a cell, with the other formats it carries."""
+    return [(output["data"]["text/plain"], sorted(output["data"])) for output in cell.outputs
+            if output["output_type"] == "display_data"]
+
+
+def test_each_cell_shows_its_claims_and_a_failed_one_fails_the_run(tmp_path):
+    chapter = tmp_path / "06-shown-claims.md"
+    chapter.write_text(FRONT_MATTER + SHOWN_CLAIMS, encoding="utf-8")
+    run = book.run_chapter(chapter)
+    code = [cell for cell in run.notebook.cells if cell.cell_type == "code"]
+    by_cell = [[entry for entry in run.claims if entry["cell"] == run.notebook.cells.index(cell)] for cell in code]
+    expected = ["✓ ones are ones", "skipped: a claim skipped on every machine (this test chapter always skips it)",
+                "✓ Module._call_impl → Linear.forward runs, each inside the one before"]
+    assert [claim_line(entry) for entry in by_cell[0]] == expected
+    assert shown_text(code[0]) == [("\n".join(expected), ["text/plain"])]
+    assert shown_text(code[1]) == [] and by_cell[1] == []
+    failed, = by_cell[2]
+    assert shown_text(code[2]) == [("✗ two equals three\n  found 2, expected 3", ["text/plain"])]
+    assert failed["status"] == FAILED and run.status == "failed"
+    assert "06-shown-claims failed at cell 3 (" in run.error and "ClaimError: claim failed: two equals three" in run.error
+
+
+def test_a_plain_python_import_of_tracer_does_not_import_ipython():
+    code = "import sys, tracer; print('IPython' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.split() == ["False"]
+
+
+RUN_ALL_TWICE = '''
+# 07. Run All twice
+
+```{code-cell} ipython3
+import tracer
+runs = globals().get("runs", 0) + 1
+tracer.claim("this cell runs for the first time in this kernel", runs == 1)
+```
+
+```{code-cell} ipython3
+print("the last cell")
+```
+'''
+
+
+def test_a_chapter_runs_twice_in_one_kernel_and_the_second_pass_can_fail_it(tmp_path):
+    chapter = tmp_path / "07-twice.md"
+    chapter.write_text(FRONT_MATTER + RUN_ALL_TWICE, encoding="utf-8")
+    run = book.run_chapter(chapter, passes=2)
+    assert run.status == "failed" and [entry["status"] for entry in run.claims] == ["passed"]
+    first = run.error.splitlines()[0]
+    assert first == (f"07-twice failed in the second pass (Run All again in the same kernel) at cell 1 "
+                     f"({book.display_path(chapter)}:14): import tracer"), run.error
+    assert "ClaimError: claim failed: this cell runs for the first time in this kernel" in run.error
+    code = [cell for cell in run.notebook.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == [1, 2]  # the notebook keeps the first pass, even past a failure
+    assert shown_text(code[0]) == [("✓ this cell runs for the first time in this kernel", ["text/plain"])]
+    once = book.run_chapter(chapter)  # make book runs each chapter once
+    assert once.status == "passed" and once.error is None
+
+
+def test_a_failed_claims_detail_is_cut_to_a_few_short_lines():
+    detail = "\n".join(f"line {n}: " + "x" * 300 for n in range(5))
+    shown = claim_line({"claim": "long", "status": FAILED, "detail": detail}).splitlines()
+    assert shown[0] == "✗ long" and len(shown) == 5 and shown[-1] == "  …"
+    assert all(len(line) <= 2 + 160 and line.endswith("…") for line in shown[1:4])
+    assert claim_line({"claim": "fine", "status": "skipped", "detail": "no GPU"}) == "skipped: fine (no GPU)"

@@ -42,7 +42,7 @@ C_SOURCES = source.SOURCE_SUFFIXES
 @pytest.mark.chapter
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[path.stem for path in CHAPTERS])
 def test_chapter_runs_with_no_failed_claim(chapter):
-    run = book.run_chapter(chapter)
+    run = book.run_chapter(chapter, passes=2)  # Run All twice in one kernel: a failure in either pass fails the test
     for entry in run.claims:
         if entry["status"] == SKIPPED:
             warnings.warn(f"{chapter.stem} cell {entry['cell']}: skipped claim: {entry['claim']} ({entry['detail']})")
@@ -54,6 +54,18 @@ def test_chapter_runs_with_no_failed_claim(chapter):
         pytest.fail("failed claims:\n" + "\n".join(failed), pytrace=False)
     checked = len(run.claims) - run.count(SKIPPED)
     assert checked >= MIN_CLAIMS, f"{chapter.stem} checks {checked} claims; a chapter checks at least {MIN_CLAIMS}"
+    tries = {index for index, cell in enumerate(run.notebook.cells) if "exercise" in cell.metadata.get("tags", [])}
+    told = [f"cell {entry['cell']}: {entry['claim']}" for entry in run.claims if entry["cell"] in tries]
+    assert not told, "an exercise's try cell shows no answer, so it makes no claim:\n" + "\n".join(told)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[path.stem for path in CHAPTERS])
+def test_every_solution_follows_a_try_cell(chapter):
+    code = [cell for cell in book.read_chapter(chapter).cells if cell.cell_type == "code"]
+    solutions = [(before, cell) for before, cell in zip(code, code[1:]) if book.is_solution(cell)]
+    assert solutions, f"{chapter.stem} has no exercise with a solution"
+    lone = [book.first_line(cell) for before, cell in solutions if "exercise" not in before.metadata.get("tags", [])]
+    assert not lone, f"{chapter.stem}: solutions whose code cell before is not tagged exercise: {lone}"
 
 
 @pytest.mark.skipif(not CHAPTERS, reason="no chapters yet")

@@ -7,7 +7,7 @@
     t.expect_path("Module._wrapped_call_impl", "Module._call_impl", "Linear.forward")
 """
 
-from .claims import ClaimError, claim, claim_equal, skip
+from .claims import ClaimError, claim, claim_equal, show_claims_in_ipython, skip
 from .imports import ImportFailed, ImportTrace, trace_import
 from .model import Call, Trace, trace
 from .query import Diff, diff
@@ -17,6 +17,8 @@ from .source import link, read
 from . import views
 
 __version__ = "0.1.0"
+
+show_claims_in_ipython()  # inside a Jupyter kernel, each cell shows the claims it made
 
 __all__ = ["Call", "ClaimError", "Diff", "ImportFailed", "ImportTrace", "Trace", "claim", "claim_equal", "diff", "link", "load",
            "read", "skip", "step_through", "trace", "trace_import", "views"]

@@ -37,6 +37,7 @@ import zmq
 from jinja2 import DictLoader
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import ensure_async, run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
@@ -197,6 +198,8 @@ class CellLedger:
         self.cell_lines = code_cell_lines(chapter)
         self.offset = 0
         self.claims: list[dict] = []
+        self.again: list[dict] = []  # the claims of the second pass: they fail the chapter, they count in no table
+        self.pass_number = 1
         self.cell = None
         self.index = None
         self.error_reply = None
@@ -215,8 +218,9 @@ class CellLedger:
         self.offset += len(complete.encode("utf-8"))
         for line in complete.splitlines():
             entry = json.loads(line)
-            self.claims.append({"chapter": self.chapter, "cell": self.index, "line": self.source_line(),
-                                "source": first_line(self.cell), **entry})
+            (self.claims if self.pass_number == 1 else self.again).append(
+                {"chapter": self.chapter, "cell": self.index, "line": self.source_line(),
+                 "source": first_line(self.cell), **entry})
 
     def source_line(self) -> int | None:
         """Line of the current cell's fence in the chapter file (code cells are numbered in order)."""
@@ -228,7 +232,43 @@ class CellLedger:
     def where(self, relpath: str) -> str:
         line = self.source_line()
         place = f" ({relpath}:{line})" if line else ""
-        return f"cell {self.index}{place}: {first_line(self.cell)}"
+        again = "in the second pass (Run All again in the same kernel) at " if self.pass_number > 1 else "at "
+        return f"{again}cell {self.index}{place}: {first_line(self.cell)}"
+
+
+class ChapterClient(NotebookClient):
+    """nbclient's client, running the cells `passes` times in one kernel, as a reader who presses Run All twice.
+
+    The passes after the first run copies of the cells, so the notebook keeps the first pass's outputs.
+    """
+
+    def __init__(self, nb, ledger: CellLedger, passes: int = 1, **kwargs):
+        super().__init__(nb, **kwargs)
+        self.ledger, self.passes = ledger, passes
+
+    async def async_execute(self, reset_kc: bool = False, **kwargs) -> nbformat.NotebookNode:
+        self.reset_execution_trackers()
+        unrun = json.dumps(self.nb.cells)
+        first = None
+        async with self.async_setup_kernel(**kwargs):
+            reply = await self.async_wait_for_reply(await ensure_async(self.kc.kernel_info()))
+            self.nb.metadata["language_info"] = reply["content"]["language_info"]
+            try:
+                for number in range(1, self.passes + 1):
+                    if any(entry["status"] == FAILED for entry in self.ledger.claims):
+                        break  # the chapter failed already: a second pass would only say it again
+                    self.ledger.pass_number = number
+                    cells = self.nb.cells if number == 1 else nbformat.from_dict(json.loads(unrun))
+                    for index, cell in enumerate(cells):
+                        await self.async_execute_cell(cell, index, execution_count=self.code_cells_executed + 1)
+                    if number == 1:
+                        first = list(self.nb.cells)
+            finally:
+                if first is not None:  # async_execute_cell files each cell it ran in the notebook, a later pass's too
+                    self.nb.cells = first
+        return self.nb
+
+    execute = run_sync(async_execute)  # NotebookClient's execute wraps its own async_execute, not this one
 
 
 def kernel_manager(folder: Path, python: str | None = None) -> AsyncKernelManager:
@@ -250,9 +290,12 @@ def runtime() -> tuple[str, str]:
     return ("cuda" if torch.cuda.is_available() else "cpu"), torch.__version__
 
 
-def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S, python: str | None = None, epilogue: str = "",
-                env: dict | None = None, allow_errors: bool = False) -> ChapterRun:
-    """Execute one chapter in a fresh kernel; never raises for the chapter's own errors (they land in .error).
+def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S, passes: int = 1, python: str | None = None,
+                epilogue: str = "", env: dict | None = None, allow_errors: bool = False) -> ChapterRun:
+    """Execute one chapter in a fresh kernel, `passes` times over in that kernel (the tests pass 2: Run All twice).
+
+    Never raises for the chapter's own errors: they land in .error, naming the pass and the cell, as does a
+    claim that fails only in a later pass. The notebook and the claims are the first pass's.
 
     python        the kernel's interpreter (default: this one); another environment's, to run the book on another torch
     epilogue      code run after the chapter's last cell, in its kernel (the drift report collects the traces so)
@@ -269,11 +312,11 @@ def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S, python: str | None = 
         ledger_path = Path(tmp) / "claims.jsonl"
         ledger_path.touch()
         ledger = CellLedger(ledger_path, path, nb)
-        client = NotebookClient(nb, km=kernel_manager(Path(tmp), python), timeout=timeout, record_timing=False,
-                                allow_errors=allow_errors,
-                                resources={"metadata": {"path": str(path.parent.resolve())}},
-                                on_cell_start=ledger.start, on_cell_executed=ledger.collect,
-                                on_cell_error=ledger.failed)
+        client = ChapterClient(nb, ledger, passes, km=kernel_manager(Path(tmp), python), timeout=timeout,
+                               record_timing=False, allow_errors=allow_errors,
+                               resources={"metadata": {"path": str(path.parent.resolve())}},
+                               on_cell_start=ledger.start, on_cell_executed=ledger.collect,
+                               on_cell_error=ledger.failed)
         # a fixed hash seed keeps set orders, and so the outputs, the same from one build to the next
         env = {**os.environ, **(env or {}), "TRACER_LEDGER": str(ledger_path), "PYTHONHASHSEED": "0"}
         start = time.monotonic()
@@ -286,18 +329,24 @@ def run_chapter(path: Path, timeout: int = CELL_TIMEOUT_S, python: str | None = 
     if epilogue:
         nb.cells.pop()
     run.claims = ledger.claims
+    failed_again = [entry for entry in ledger.again if entry["status"] == FAILED]
+    if failed_again and not run.error:
+        entry = failed_again[0]
+        place = f" ({display_path(path)}:{entry['line']})" if entry["line"] else ""
+        run.error = (f"{run.name} failed in the second pass (Run All again in the same kernel) at cell {entry['cell']}"
+                     f"{place}: {entry['source']}\nclaim failed: {entry['claim']}: {entry['detail']}")
     return run
 
 
 def describe_failure(run: ChapterRun, ledger: CellLedger, error: Exception, timeout: int) -> str:
     where = ledger.where(display_path(run.path)) if ledger.cell is not None else "before the first cell"
     if isinstance(error, CellTimeoutError):
-        return f"{run.name} failed at {where}\ntimed out after {timeout} s"
+        return f"{run.name} failed {where}\ntimed out after {timeout} s"
     if ledger.error_reply is not None:
         reply = ledger.error_reply
         trace = ANSI.sub("", "\n".join(reply.get("traceback", [])))
-        return f"{run.name} failed at {where}\n{trace or reply.get('ename') + ': ' + reply.get('evalue')}"
-    return f"{run.name} failed at {where}\n{type(error).__name__}: {error}"
+        return f"{run.name} failed {where}\n{trace or reply.get('ename') + ': ' + reply.get('evalue')}"
+    return f"{run.name} failed {where}\n{type(error).__name__}: {error}"
 
 
 def display_path(path: Path) -> str:
@@ -324,10 +373,132 @@ def clean_notebook(nb) -> nbformat.NotebookNode:
 
 
 def write_notebook(run: ChapterRun, notebooks_dir: Path) -> Path:
+    """The notebook without its solutions, which go to ``solutions/NN-slug.md`` (and one ``.py`` each) beside it."""
     notebooks_dir.mkdir(parents=True, exist_ok=True)
     target = notebooks_dir / f"{run.name}.ipynb"
-    nbformat.write(clean_notebook(run.notebook), target)
+    nb, solutions = split_solutions(clean_notebook(run.notebook), run.name)
+    nbformat.write(nb, target)
+    write_solutions(solutions, notebooks_dir / SOLUTIONS_DIR, run.name, title_of(nb, run.name))
     return target
+
+
+# -- exercises: the solutions kept out of the committed notebook -------------------------------------
+#
+# GitHub shows a notebook's every cell (it ignores `source_hidden`), so a solution cell in the committed
+# notebook gives the answer away. It is moved, with its outputs, to a Markdown page GitHub reads, and a
+# .py file a reader can %load; the notebook keeps a link in its place. The site keeps it, folded.
+
+SOLUTIONS_DIR = "solutions"
+
+
+@dataclass
+class Solution:
+    number: int
+    source: str
+    outputs: list = field(default_factory=list)
+
+
+def is_solution(cell) -> bool:
+    return cell.cell_type == "code" and "solution" in cell.metadata.get("tags", [])
+
+
+def solution_files(name: str, number: int) -> tuple[str, str]:
+    """(the Markdown page with its anchor, the .py file), relative to the notebooks' folder."""
+    return f"{SOLUTIONS_DIR}/{name}.md#exercise-{number}", f"{SOLUTIONS_DIR}/{name}-{number}.py"
+
+
+def split_solutions(nb, name: str) -> tuple[nbformat.NotebookNode, list[Solution]]:
+    """The notebook with each solution cell replaced by a markdown cell linking to it; the solutions, numbered."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    solutions, cells = [], []
+    for cell in nb.cells:
+        if not is_solution(cell):
+            cells.append(cell)
+            continue
+        number = len(solutions) + 1
+        solutions.append(Solution(number, cell.source, cell.get("outputs", [])))
+        page, script = solution_files(name, number)
+        link = nbformat.v4.new_markdown_cell(
+            f"[Solution {number}]({page}) (it checks itself with claims); to run it here, after the cells above: "
+            f"`%load {script}` in a new cell.", metadata={"slideshow": cell.metadata.get("slideshow", {})})
+        link.id = cell.id
+        cells.append(link)
+    nb.cells = cells
+    return nb, solutions
+
+
+def fence_for(text: str) -> str:
+    """A backtick fence longer than any backtick run in `text`, so the block cannot end early."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def fenced(text: str, language: str) -> str:
+    fence = fence_for(text)
+    return f"{fence}{language}\n{text.rstrip()}\n{fence}"
+
+
+def output_markdown(output) -> str | None:
+    """One cell output as Markdown: text in a fenced block, Markdown as it is; None for what has no text."""
+    if output.get("output_type") == "stream":
+        return fenced(output["text"], "text")
+    if output.get("output_type") == "error":
+        return fenced(ANSI.sub("", f"{output['ename']}: {output['evalue']}"), "text")
+    data = output.get("data", {})
+    if "text/markdown" in data:
+        return data["text/markdown"].strip()
+    if "text/plain" in data:
+        return fenced(data["text/plain"], "text")
+    return None
+
+
+def solutions_page(solutions: list[Solution], name: str, title: str) -> str:
+    parts = [f"# Solutions: {title}",
+             f"The exercises are in [the notebook](../{name}.ipynb); each solution runs there after the cells above it, "
+             f"and checks itself with claims (the lines ✓ below, as the book's run showed them)."]
+    for solution in solutions:
+        parts += [f"## Exercise {solution.number}", fenced(solution.source, "python")]
+        shown = [text for text in map(output_markdown, solution.outputs) if text]
+        if shown:
+            parts += ["Output:", *shown]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_solutions(solutions: list[Solution], folder: Path, name: str, title: str) -> None:
+    """The chapter's solutions page and .py files; those of an earlier build that no longer exist are removed."""
+    stale = set(folder.glob(f"{name}-*.py")) | ({folder / f"{name}.md"} if folder.is_dir() else set())
+    if solutions:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.md").write_text(solutions_page(solutions, name, title), encoding="utf-8")
+        for solution in solutions:
+            script = folder / f"{name}-{solution.number}.py"
+            script.write_text(solution.source.rstrip() + "\n", encoding="utf-8")
+            stale.discard(script)
+        stale.discard(folder / f"{name}.md")
+    for path in stale:
+        path.unlink(missing_ok=True)
+
+
+def solution_problems(path: Path, chapter_solutions: list[Solution], folder: Path) -> list[str]:
+    """Where the solutions page or the .py files do not hold the chapter's solutions as they are now."""
+    name, problems = path.stem, []
+    page = folder / f"{name}.md"
+    scripts = sorted(folder.glob(f"{name}-*.py")) if folder.is_dir() else []
+    wanted_scripts = [folder / f"{name}-{solution.number}.py" for solution in chapter_solutions]
+    if not chapter_solutions:
+        return [f"{name}: {display_path(p)} is there, but the chapter has no solution" for p in [page, *scripts]
+                if p.is_file()]
+    if not page.is_file():
+        return [f"{name}: solutions page {display_path(page)} is missing"]
+    blocks = re.findall(r"^(`{3,})python\n(.*?)\n\1$", page.read_text(encoding="utf-8"), re.S | re.M)
+    if [code for _, code in blocks] != [solution.source.rstrip() for solution in chapter_solutions]:
+        problems.append(f"{name}: {display_path(page)} does not hold the chapter's solutions")
+    for script, solution in zip(wanted_scripts, chapter_solutions):
+        if not script.is_file() or script.read_text(encoding="utf-8") != solution.source.rstrip() + "\n":
+            problems.append(f"{name}: {display_path(script)} is missing or differs from solution {solution.number}")
+    problems += [f"{name}: {display_path(script)} belongs to no solution" for script in scripts
+                 if script not in wanted_scripts]
+    return problems
 
 
 def sync_problems(chapters_dir: Path, notebooks_dir: Path) -> list[str]:
@@ -340,14 +511,20 @@ def sync_problems(chapters_dir: Path, notebooks_dir: Path) -> list[str]:
             problems.append(f"{path.stem}: notebook {display_path(target)} is missing")
             continue
         built = [(cell.cell_type, cell.source) for cell in nbformat.read(target, as_version=4).cells]
-        wanted = [(cell.cell_type, cell.source) for cell in read_chapter(path).cells]
+        chapter, solutions = split_solutions(read_chapter(path), path.stem)
+        wanted = [(cell.cell_type, cell.source) for cell in chapter.cells]
         if built != wanted:
             first = next((i for i, pair in enumerate(zip(built, wanted)) if pair[0] != pair[1]), min(len(built), len(wanted)))
             problems.append(f"{path.stem}: cell sources differ from the chapter's, first at cell {first}")
+        problems += solution_problems(path, solutions, notebooks_dir / SOLUTIONS_DIR)
     names = {path.stem for path in chapters}
     for target in sorted(notebooks_dir.glob("*.ipynb")):
         if target.stem not in names:
             problems.append(f"{target.stem}: notebook has no chapter in {display_path(chapters_dir)}")
+    for target in sorted((notebooks_dir / SOLUTIONS_DIR).glob("*")):
+        chapter = target.stem if target.suffix == ".md" else target.stem.rpartition("-")[0]
+        if chapter not in names:
+            problems.append(f"{target.name}: {display_path(target)} belongs to no chapter in {display_path(chapters_dir)}")
     return problems
 
 

@@ -74,7 +74,7 @@ def expect_path(trace, *patterns: str) -> list:
         raise TypeError("expect_path needs at least one call pattern")
     for p in patterns:
         _matcher(p)
-    statement = "path " + " > ".join(patterns)
+    statement = path_statement(patterns)
     chain = _extend(trace.root, list(patterns))
     if len(chain) == len(patterns):
         claims.record(statement, claims.PASSED, " > ".join(f"{c.name} ({c.location})" for c in chain))
@@ -82,6 +82,13 @@ def expect_path(trace, *patterns: str) -> list:
     message = _explain(trace, patterns, chain)
     claims.record(statement, claims.FAILED, message)
     raise ClaimError(message)
+
+
+def path_statement(patterns) -> str:
+    """The claim expect_path makes, as a sentence: ``A → B → C runs, each inside the one before``."""
+    if len(patterns) == 1:
+        return f"{patterns[0]} runs"
+    return f"{' → '.join(patterns)} runs, each inside the one before"
 
 
 def _explain(trace, patterns, chain):
