@@ -4,7 +4,8 @@ The chapter starts one per rank: ``python -c 'import sys, _syncbn_worker as w; w
 WORLD_SIZE FOLDER`` (imported by name, so that a trace can include this file). Each rank meets the others
 through a FileStore in FOLDER, reads the whole batch from FOLDER/batch.pt and takes its own slice, calls the
 real SyncBatchNorm module (which refuses CPU tensors once a process group is up), then the real autograd
-Function behind it, forward and backward, traced; and writes its tensors and traces back to FOLDER.
+Function behind it, forward and backward, traced; then the Function once more with the batch split so that
+rank 0 gets no sample; and writes its tensors and traces back to FOLDER.
 
 SyncBatchNorm's Function calls five ATen operators that have CUDA and XPU kernels only. The STAND_INS below
 are CPU kernels for them, written here for this chapter (they are not PyTorch's), registered from Python
@@ -134,6 +135,18 @@ def sync_round(x, weight, bias, running_mean, running_var, batch, grad_output, w
     return y
 
 
+def empty_round(rank, batch, world_size):
+    """The Function again, on this rank's part of batch["empty_slices"] (rank 0's is empty), traced."""
+    start, stop = batch["empty_slices"][rank]
+    x = batch["x"][start:stop].clone().requires_grad_()
+    weight, bias = batch["weight"].clone().requires_grad_(), batch["bias"].clone().requires_grad_()
+    running_mean, running_var = torch.zeros(x.shape[1], dtype=x.dtype), torch.ones(x.shape[1], dtype=x.dtype)
+    with tracer.trace(layers=("python", "aten")) as t_empty:
+        y = sync_round(x, weight, bias, running_mean, running_var, batch, batch["grad_output"][start:stop], world_size)
+    tensors = {"output": y.detach(), "running_mean": running_mean, "running_var": running_var, "grad_input": x.grad}
+    return t_empty, tensors
+
+
 def run_nccl(rank, world_size, folder, batch):
     """On GPUs: the real SyncBatchNorm module over NCCL, one GPU per rank, traced forward and backward."""
     torch.cuda.set_device(rank)
@@ -187,14 +200,16 @@ def run(rank, world_size, folder):
         sync_round(x.detach().clone().requires_grad_(), weight.detach().clone().requires_grad_(),
                    bias.detach().clone().requires_grad_(), running_mean.clone(), running_var.clone(),
                    batch, grad_output, world_size)
+    t_empty, empty = empty_round(rank, batch, world_size)
     del library
 
     torch.save({"output": y.detach(), "running_mean": running_mean, "running_var": running_var,
                 "grad_input": x.grad, "grad_weight": weight.grad, "grad_bias": bias.grad,
-                "module_error": module_error}, folder / f"rank{rank}.pt")
+                "module_error": module_error, "empty": empty}, folder / f"rank{rank}.pt")
     t_module.to_json(folder / f"rank{rank}.module.json")
     t_sync.to_json(folder / f"rank{rank}.sync.json")
     t_stand_ins.to_json(folder / f"rank{rank}.stand_ins.json")
+    t_empty.to_json(folder / f"rank{rank}.empty.json")
     dist.destroy_process_group()
 
 
