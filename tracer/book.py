@@ -374,8 +374,12 @@ SLIDES_CSS = """
 .reveal .jp-OutputArea-output { overflow-x: auto; }
 .reveal .jp-OutputArea-output pre { width: auto; box-shadow: none; }
 /* a trace's own 12.5 px suits a notebook; on a slide it reads at the code's size, one call a line */
-.reveal .tracer-view { font-size: var(--jp-code-font-size) !important; }
+.reveal .tracer-view, .reveal .tracer-view pre { font-size: var(--jp-code-font-size) !important; }
 .reveal .tracer-view summary, .reveal .tracer-view div { white-space: nowrap; }
+/* a trace or a step fits the slide with its cell, under the deck's arrows, and scrolls inside itself: one scrollbar */
+.reveal .tracer-view .tracer-scroll, .reveal .tracer-view pre.tracer-tree { max-height: """ + str(SLIDE_HEIGHT * 9 // 20) + """px !important; }
+.reveal .tracer-view [data-step] pre { max-height: """ + str(SLIDE_HEIGHT // 4) + """px !important; }
+.reveal .slides > section > section { padding-bottom: 48px; box-sizing: border-box; }
 /* the reveal root's 42 px would reach the toggle, which lies outside any notebook cell */
 .reveal details.solution > summary { font-size: var(--jp-content-font-size1); }
 </style>
