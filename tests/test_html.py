@@ -111,7 +111,7 @@ def static(page):
 
 def tree_lines(page):
     """The static tree's lines as text, tags dropped and entities read."""
-    pre = re.search(r'<pre class="tracer-tree"[^>]*>(.*?)</pre>', page, re.S).group(1)
+    pre = re.search(r'<pre class="tracer-tree"[^>]*><code>(.*?)</code></pre>', page, re.S).group(1)
     return markup.unescape(re.sub(r"<[^>]+>", "", pre)).split("\n")
 
 
@@ -267,7 +267,8 @@ def test_step_through_lists_every_step_with_its_source(pkg, tmp_path):
     out = steps._repr_html_()
     assert static(out).count("data-step=") == 1  # without a script, one step shows, not a wall of them
     assert "Step 1 of 12 is shown" in out
-    every = json.loads(re.search(r"<script type=\"application/json\" data-steps>(.*?)</script>", out, re.S).group(1))
+    nav, *every = json.loads(re.search(r"<script type=\"application/json\" data-steps>(.*?)</script>", out, re.S).group(1))
+    assert "data-nav" in nav and "<button" not in static(out)  # the buttons come with the script that works them
     assert len(every) == 12 and all(f'data-step="{k}"' in step for k, step in enumerate(every))
     assert f"the first 12 of {len(t):,} calls" in out
     assert "def main():" in static(out) and any("def repeated(n):" in step for step in every)
@@ -313,7 +314,7 @@ def test_torch_trace_links_source_and_tells_layers_apart(linear_trace):
     forward = t.find("Linear.forward")[0]
     url = f"https://github.com/pytorch/pytorch/blob/{torch.version.git_version}/torch/nn/modules/linear.py#L{forward.line}"
     assert f'href="{url}"' in out
-    assert f">torch/nn/modules/linear.py:{forward.line}</a>" in out
+    assert f'title="torch/nn/modules/linear.py:{forward.line}">linear.py:{forward.line}</a>' in out
     for kind in ("builtin", "aten"):
         assert f"[{kind}] {html.KINDS[kind][2]}" in out  # the legend
     lines = tree_lines(out)

@@ -335,7 +335,7 @@ class ImportTrace:
                           for location, name in zip(self.library_locations, self.library_names))
         libraries = f"<div>{count} ({html.escape(self.library_source)}), in load order: {names}</div>"
         return (f'<div class="tracer-import" style="{STYLES["view"]}"><div>{head}</div>'
-                f'<pre style="{STYLES["pre"]}">{tree}</pre>{libraries}</div>')
+                f'<pre style="{STYLES["pre"]}"><code>{tree}</code></pre>{libraries}</div>')
 
     def _repr_html_(self):
         return self.to_html()

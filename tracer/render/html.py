@@ -23,9 +23,12 @@ NODE_BUDGET = 150  # rows of the static tree: what reads on GitHub without scrol
 STATIC_DEPTH = 24  # levels below the block in the static tree
 OPEN_DEPTH = 2  # in the rich view, calls this deep or less (counted in the trace shown) start open...
 OPEN_ALL = 80  # ...unless the trace has this many calls or fewer: then all of them do
-ARGS_WIDTH = 100  # characters of an argument summary in the static tree; the whole on hover and in print(t)
+OPEN_ROWS = 400  # rows the rich view writes at first, opening calls in call order: a page shows at once
+LINE_WIDTH = 110  # characters of a static tree's line, its argument summary cut to fit (GitHub's column holds about
+ARGS_MIN = 24  # 120); the summary keeps this many at least; the whole is on hover, in the rich view and in print(t)
 SOURCE_LIMIT = 40  # distinct functions whose source the rich view carries
 SOURCE_LINES = 60  # lines of each; the link leads to the rest
+STATIC_SOURCE_LINES = 12  # of the step-through's first step, where no script runs: one step, not a wall
 EMBED_LIMIT = 250_000  # calls embedded as JSON; print(t) and t.to_json() hold every call
 CHUNK = 200  # rows the script adds per click
 STEP_LIMIT = 100
@@ -38,7 +41,9 @@ KINDS = {"python": ("py", "#3a78c4", "Python function"),
          "worker": ("worker", "#808080", "a DataLoader worker process"),
          "thread": ("thread", "#808080", "a thread"),
          "block": ("block", "#808080", "the traced block")}
-# A plain family list: JupyterLab's sanitizer drops a font-family that holds var(...)
+# A plain family list: JupyterLab's sanitizer drops a font-family that holds var(...). Each <pre> holds a <code>:
+# where style= is stripped, JupyterLab's and nbconvert's CSS set a <pre> in an HTML output in the prose's face
+# (.jp-OutputArea-output pre { font-family: inherit }) and only <code> in the code face.
 MONO = "font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace"
 _FAINT = "rgba(128,128,128,.35)"  # greys with alpha sit on any background
 STYLES = {
@@ -89,7 +94,7 @@ TREE_JS = r"""
   if (!root || root.hasAttribute("data-live")) return;
   root.setAttribute("data-live", "");
   var D = JSON.parse(root.querySelector("script[data-calls]").textContent);
-  var CHUNK = __CHUNK__, OPEN = __OPEN__, S = __STYLES__, K = __KINDS__, B = __BADGES__;
+  var CHUNK = __CHUNK__, OPEN = __OPEN__, rows_left = __OPEN_ROWS__, S = __STYLES__, K = __KINDS__, B = __BADGES__;
   function col(i, k) { return D.c[4 * i + k]; }
   function fmt(n) { return n.toLocaleString("en-US"); }
   function el(tag, style, text) {
@@ -147,7 +152,7 @@ TREE_JS = r"""
       shown.appendChild(src);
     }
     var from = n > 1 ? i : i + 1, to = i + (n > 1 ? n : col(i, 2));
-    if (n === 1 && depth <= OPEN) { d.open = true; fill(body, from, to, true, depth + 1); }
+    if (n === 1 && depth <= OPEN && rows_left > 0) { d.open = true; fill(body, from, to, true, depth + 1); }
     else body.appendChild(mark(el("span"), from, to, n === 1, depth + 1)).setAttribute("data-auto", "");
     return d;
   }
@@ -165,6 +170,7 @@ TREE_JS = r"""
       }
       var n = 1;
       if (fold && col(i, 2) === 1) while (i + n < Math.min(to, rows) && col(i + n, 2) === 1 && same(i, i + n)) n++;
+      rows_left--;
       into.appendChild(node(i, n, depth, !fold));
       i += n > 1 ? n : col(i, 2);
     }
@@ -200,7 +206,7 @@ STEPS_JS = r"""
   if (!root || root.hasAttribute("data-live")) return;
   root.setAttribute("data-live", "");
   var holder = document.createElement("template");
-  holder.innerHTML = JSON.parse(root.querySelector("script[data-steps]").textContent).join("");
+  holder.innerHTML = JSON.parse(root.querySelector("script[data-steps]").textContent).join("");  // the nav, then each step
   root.querySelectorAll("[data-static]").forEach(function (e) { e.remove(); });
   root.insertBefore(holder.content, root.querySelector("script[data-steps]"));
   var steps = root.querySelectorAll("[data-step]"), at = 0, nav = root.querySelector("[data-nav]");
@@ -214,7 +220,6 @@ STEPS_JS = r"""
     prev.disabled = at === 0;
     next.disabled = at === steps.length - 1;
   }
-  nav.style.display = "";
   nav.addEventListener("click", function (e) {
     var b = e.target.closest && e.target.closest("[data-go]");
     if (b) { show(at + +b.getAttribute("data-go")); root.focus({preventScroll: true}); }
@@ -259,7 +264,7 @@ def render(trace, nodes: int = NODE_BUDGET, depth: int = STATIC_DEPTH, scroll: b
         f'<div class="tracer-view" id="{view_id}"{" data-scroll" if scroll else ""} style="{STYLES["view"]}">'
         f"<style>{FRAGMENT_CSS}</style>",
         _header(trace.meta, total - 1), _notes(trace.meta, total - 1),
-        f'<pre class="tracer-tree" data-static style="{pre_style}">{chr(10).join(lines)}</pre>',
+        f'<pre class="tracer-tree" data-static style="{pre_style}"><code>{chr(10).join(lines)}</code></pre>',
         _shown_note(total - 1 - tree.hidden, total - 1),
         f'<script type="application/json" data-calls>{payload}</script>',
         f"<script>{_script(TREE_JS, view_id, open_depth)}</script></div>"])
@@ -284,7 +289,7 @@ def render_diff(diff) -> str:
                      f"{a:>{widths[2]}}  {b:>{widths[3]}}".rstrip() for what, name, a, b in rows)
     summary = f"{len(diff.only_a):,} only in a, {len(diff.only_b):,} only in b, {len(diff.changed):,} with different counts"
     return (f'<div class="tracer-diff" style="{STYLES["view"]}"><div style="{STYLES["head"]}">{summary}</div>'
-            f'<pre style="{STYLES["pre"]}">{body}</pre></div>')
+            f'<pre style="{STYLES["pre"]}"><code>{body}</code></pre></div>')
 
 
 def step_through(trace, limit: int = STEP_LIMIT) -> StepThrough:
@@ -316,22 +321,22 @@ class StepThrough:
     def html(self, page: bool = False) -> str:
         """One step in the static HTML (where no script runs, that is what shows); every step embedded for the script."""
         n = len(self.calls)
+        button = f'<button style="{STYLES["button"]}" data-go='
+        nav = (f'<div data-nav style="margin:.3em 0">{button}"-1">&larr; prev</button> '
+               f'{button}"1">next &rarr;</button> <span data-at></span> '
+               f'<span style="{STYLES["note"]}">(a click on a button steps; so do the arrow keys, Home and End, '
+               f"once this view has focus: click in it first)</span></div>")
         steps = [_step_html(call, k, n, numbered=True) for k, call in enumerate(self.calls)]
-        payload = _script_json(steps)
+        payload = _script_json([nav, *steps])  # the buttons too: where no script runs, none would work
         view_id = _view_id(payload)
         shown = f"the first {n:,} of {self.total:,} calls" if n < self.total else f"all {n:,} calls"
-        button = f'<button style="{STYLES["button"]}" data-go='
-        first = _step_html(self.calls[0], 0, n, numbered=False) if n else ""
+        first = _step_html(self.calls[0], 0, n, numbered=False, lines=STATIC_SOURCE_LINES) if n else ""
         more = (f'<div data-static style="{STYLES["note"]}">Step 1 of {n:,} is shown. Where scripts run (a trusted '
                 "notebook, the book's site, a page written by step_through(...).save(path)), prev/next buttons "
                 "show each step.</div>") if n > 1 else ""
         return (f'<div class="tracer-view" id="{view_id}" tabindex="0"{" data-page" if page else ""} '
                 f'style="{STYLES["view"]}"><style>{FRAGMENT_CSS}</style>'
                 f'<div style="{STYLES["head"]}">{_esc(self.title)}: {shown}, in call order</div>'
-                f'<div data-nav style="display:none;margin:.3em 0">{button}"-1">&larr; prev</button> '
-                f'{button}"1">next &rarr;</button> <span data-at></span> '
-                f'<span style="{STYLES["note"]}">(a click on a button steps; so do the arrow keys, Home and End, '
-                f"once this view has focus: click in it first)</span></div>"
                 f"{more}<div data-static>{first}</div>\n"
                 f'<script type="application/json" data-steps>{payload}</script>'
                 f"<script>{_script(STEPS_JS, view_id)}</script></div>")
@@ -392,7 +397,8 @@ class _StaticTree:
             for k, (child, n) in enumerate(groups[:listed]):
                 last = k == listed - 1 and not rest
                 below = prefix + ("   " if last else "│  ")
-                items.append(prefix + ("└─ " if last else "├─ ") + _static_row(child, n))
+                guide = prefix + ("└─ " if last else "├─ ")
+                items.append(guide + _static_row(child, n, LINE_WIDTH - len(guide)))
                 if n == 1 and child.children:
                     if id(child) in self.plan:
                         items.append((child, below))
@@ -407,19 +413,23 @@ class _StaticTree:
         return out
 
 
-def _static_row(call, n) -> str:
-    """One call's line: name, run length, layer, linked location, arguments, how it ended (as print(t) writes it)."""
-    out = _esc(call.label)
-    if n > 1:
-        out += f" x{n:,}"
-    if call.kind != "python":
-        out += f" [{_esc(call.kind)}]"
+def _static_row(call, n, room=LINE_WIDTH) -> str:
+    """One call's line: name, run length, layer, linked location, arguments, how it ended (as print(t) writes it);
+    the arguments cut to leave the line `room` characters long."""
+    out = text = call.label + (f" x{n:,}" if n > 1 else "") + (f" [{call.kind}]" if call.kind != "python" else "")
+    out = _esc(out)
     url, where = _safe_url(call.url), _location(call)
-    if where:
-        out += f'  <a href="{_esc(url)}">{_esc(where)}</a>' if url else f"  {_esc(where)}"
+    if where and url:  # the file's name is the link's text; its path is in the link and on hover
+        name = where.rsplit("/", 1)[-1]
+        out += f'  <a href="{_esc(url)}" title="{_esc(where)}">{_esc(name)}</a>'
+        text += "  " + name
+    elif where:
+        out += f"  {_esc(where)}"
+        text += "  " + where
     args = _args_text(call)
     if args and n == 1:
-        cut = args if len(args) <= ARGS_WIDTH else args[:ARGS_WIDTH - 1] + "…"
+        width = max(ARGS_MIN, room - len(text) - 2)
+        cut = args if len(args) <= width else args[:width - 1] + "…"
         out += f'  <span title="{_esc(args)}">{_esc(cut)}</span>' if cut != args else f"  {_esc(args)}"
     if _status(call):
         out += f"  {_esc(_status(call))}"
@@ -441,10 +451,10 @@ def _source_of(call) -> str:
         return ""
 
 
-def _source_pre(text, call, numbered) -> str:
+def _source_pre(text, call, numbered, limit=SOURCE_LINES) -> str:
     """The source as a <pre>; numbered only where a script built it (untrusted, line numbers would copy with the code)."""
     lines = text.rstrip("\n").split("\n")
-    shown = lines[:SOURCE_LINES]
+    shown = lines[:limit]
     width = len(str(call.line + len(shown)))
     if numbered:
         body = "\n".join(f'<span style="{STYLES["lineno"]}">{call.line + k:>{width}}  </span>{_esc(line)}'
@@ -453,7 +463,7 @@ def _source_pre(text, call, numbered) -> str:
         body = "\n".join(_esc(line) for line in shown)
     if len(lines) > len(shown):
         body += f'\n<i>... {len(lines) - len(shown):,} more lines at the link</i>'
-    return f'<pre style="{STYLES["source"]}">{body}</pre>'
+    return f'<pre style="{STYLES["source"]}"><code>{body}</code></pre>'
 
 
 def _header(meta, n_calls) -> str:
@@ -534,7 +544,7 @@ def _script_json(data) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _step_html(call, k, n, numbered) -> str:
+def _step_html(call, k, n, numbered, lines=SOURCE_LINES) -> str:
     path = [c.name for c in call.ancestors() if c.kind != "block"][::-1]
     trail = ("... &gt; " if len(path) > 6 else "") + _esc(" > ".join(path[-6:]))
     args = "\n".join(f"{_esc(name)} = {_esc(value)}" for name, value in call.args.items())
@@ -544,8 +554,8 @@ def _step_html(call, k, n, numbered) -> str:
             f"{note}step {k + 1:,} of {n:,}, depth {call.depth:,}</div>"
             f'<div style="font-size:115%"><b>{_static_row(call, 1)}</b></div>'
             f'{note}called from: {trail or "the traced block"}</div>'
-            + (f'<pre style="{STYLES["pre"]}">{args}</pre>' if args else f"{note}no arguments recorded</div>")
-            + (_source_pre(text, call, numbered) if text else f"{note}no Python source for this call</div>") + "</div>")
+            + (f'<pre style="{STYLES["pre"]}"><code>{args}</code></pre>' if args else f"{note}no arguments recorded</div>")
+            + (_source_pre(text, call, numbered, lines) if text else f"{note}no Python source for this call</div>") + "</div>")
 
 
 # -- small pieces ------------------------------------------------------------------------------
@@ -579,7 +589,7 @@ def _view_id(content: str) -> str:
 
 
 def _script(template, view_id, open_depth=0) -> str:
-    constants = {"__ID__": view_id, "__CHUNK__": str(CHUNK), "__OPEN__": str(open_depth),
+    constants = {"__ID__": view_id, "__CHUNK__": str(CHUNK), "__OPEN__": str(open_depth), "__OPEN_ROWS__": str(OPEN_ROWS),
                  "__STYLES__": json.dumps(STYLES), "__KINDS__": json.dumps(KINDS), "__BADGES__": json.dumps(BADGES)}
     for name, value in constants.items():
         template = template.replace(name, value)
