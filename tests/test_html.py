@@ -437,3 +437,22 @@ def test_command_line_writes_an_html_page(pkg, tmp_path):
     assert main(["-c", code, "--include", "htmlsample", "--format", "html", "-o", str(path)]) == 0
     page = path.read_text()
     assert page.startswith("<!DOCTYPE html>") and "<img" not in page
+
+
+def test_magic_help_prints_its_options(shell):
+    from IPython.utils.capture import capture_output
+    with capture_output() as captured:
+        shell.run_cell_magic("trace", "--help", "raise AssertionError('the cell must not run')\n")
+    assert captured.stdout.startswith("usage:") and "%%trace" in captured.stdout
+    assert all(option in captured.stdout for option in ("--layers", "--include", "--depth", "--name"))
+
+
+def test_magic_traceback_is_the_cells_own(shell, pkg):
+    from IPython.utils.capture import capture_output
+    with capture_output() as captured:
+        result = shell.run_cell("%%trace --include htmlsample --text --name failed\nimport htmlsample\nhtmlsample.boom()\n")
+    assert isinstance(result.error_in_exec, ValueError)
+    traceback = re.sub(r"\x1b\[[0-9;]*m", "", captured.stdout)
+    number = result.execution_count
+    assert f"Cell In[{number}], line 2" in traceback and "htmlsample.boom()" in traceback
+    assert "In[0]" not in traceback and "tracer/magic.py" not in traceback and "model.py" not in traceback
