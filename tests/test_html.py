@@ -242,6 +242,14 @@ def test_page_is_standalone(pkg):
     assert "<link" not in page and "@import" not in page and "url(" not in page
 
 
+def test_to_html_writes_the_page(pkg, tmp_path):
+    t = traced(pkg.main)
+    path = tmp_path / "trace.html"
+    page = t.to_html(path, title="main")
+    assert path.read_text(encoding="utf-8") == page and page.startswith("<!DOCTYPE html>")
+    assert "<title>main</title>" in page and tree_lines(page) == tree_lines(render(t))
+
+
 def test_a_loaded_trace_renders_the_same(pkg, tmp_path):
     t = traced(pkg.main)
     path = tmp_path / "trace.json"
