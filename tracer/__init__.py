@@ -14,11 +14,12 @@ from .query import Diff, diff
 from .render.html import step_through
 from .render.json import load
 from .source import link, read
+from . import views
 
 __version__ = "0.1.0"
 
 __all__ = ["Call", "ClaimError", "Diff", "ImportFailed", "ImportTrace", "Trace", "claim", "claim_equal", "diff", "link", "load",
-           "read", "skip", "step_through", "trace", "trace_import"]
+           "read", "skip", "step_through", "trace", "trace_import", "views"]
 
 
 def load_ipython_extension(ipython):

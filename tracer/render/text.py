@@ -26,6 +26,9 @@ def lines(trace, depth=None, times=False, args=True):
             segs.append((f"  {call.location}", "where"))
         if call.resumed:
             segs.append(("  (resumed)", "note"))
+        note = getattr(call, "note", None)  # a view's node says what it folds
+        if note:
+            segs.append((f"  ({note})", "note"))
         if args and call.args and n == 1:
             segs.append((f"  {format_args(call.args)}", "args"))
         if call.error:
