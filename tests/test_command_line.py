@@ -63,3 +63,9 @@ def test_book_without_its_packages_says_what_to_install(monkeypatch, capsys):
     assert main(["book", "build", "01"]) == 2
     err = capsys.readouterr().err
     assert "jupytext is missing" in err and "pip install 'pytorch-traced[book]'" in err
+
+
+def test_code_that_only_imports_is_traced_for_its_imports(importee, capsys):
+    assert main(["-c", "import importee.part", "--include", "importee"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("<module>") == 2 and "left out" not in out

@@ -42,11 +42,8 @@ DROPPED_WITH_CONTENT = {"script", "style", "button"}
 DROPPED_ATTRIBUTES = re.compile(r"^(style|id|class|data-.*|on.*)$")
 MARKERS = r"\[(?:builtin|aten|module|worker|thread|block)\]"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"headless Chromium is not installed at {CHROMIUM}"),
-    pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks in notebooks/"),
-]
+in_chromium = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                                       reason=f"headless Chromium is not installed at {CHROMIUM}")]
 
 
 class GitHubCleaner(HTMLParser):
@@ -133,6 +130,8 @@ OUTPUTS_JS = "[...document.querySelectorAll('.jp-OutputArea-child .jp-OutputArea
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+@in_chromium[0]
+@in_chromium[1]
 def test_notebook_reads_on_github(browser, path, tmp_path):
     page, kinds = exported(path, tmp_path)
     tab = browser.open(page, javascript=False)
@@ -212,6 +211,11 @@ def screenshots(tab, name, kinds):
 def test_notebook_stays_small_and_clean(path):
     nb = json.loads(path.read_text(encoding="utf-8"))
     assert "widgets" not in nb["metadata"]  # GitHub refuses a notebook whose widget metadata lacks its state
+    # what Jupyter writes on saving, so that opening and closing the notebook unchanged leaves it unmodified
+    assert set(nb["metadata"]["kernelspec"]) == {"display_name", "language", "name"}
+    assert {"name", "version", "mimetype", "file_extension", "codemirror_mode", "nbconvert_exporter",
+            "pygments_lexer"} <= set(nb["metadata"]["language_info"])
+    assert (nb["nbformat"], nb["nbformat_minor"]) >= (4, 5) and all("id" in cell for cell in nb["cells"])
     for index, cell in enumerate(nb["cells"]):
         for output in cell.get("outputs", []):
             stored = json.dumps(output)
@@ -226,3 +230,16 @@ def test_the_cleaner_drops_what_github_drops():
     assert clean_for_github(html) == ('<div title="t"><a href="https://e.org">l&amp;m</a>'
                                       '<details open><summary>s</summary>d</details></div>')
 
+
+
+def test_clean_notebook_keeps_language_info_and_drops_widgets_and_addresses():
+    from tracer.book import clean_notebook
+    nb = nbformat.v4.new_notebook(metadata={"widgets": {"application/vnd.jupyter.widget-state+json": {}},
+                                            "language_info": {"name": "python", "version": "3.11.9"}})
+    nb.cells = [nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("execute_result", {"text/plain": "<Thing at 0x7f3a2c1b9e50>"}, execution_count=1),
+        nbformat.v4.new_output("stream", name="stdout", text="<function f at 0x7f00>\n")])]
+    cleaned = clean_notebook(nb)
+    assert "widgets" not in cleaned.metadata and cleaned.metadata.language_info.version == "3.11.9"
+    assert cleaned.cells[0].outputs[0].data["text/plain"] == "<Thing>"
+    assert cleaned.cells[0].outputs[1].text == "<function f>\n"

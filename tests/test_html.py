@@ -464,3 +464,25 @@ def test_magic_traceback_is_the_cells_own(shell, pkg):
     number = result.execution_count
     assert f"Cell In[{number}], line 2" in traceback and "htmlsample.boom()" in traceback
     assert "In[0]" not in traceback and "tracer/magic.py" not in traceback and "model.py" not in traceback
+
+
+def test_a_view_renders_at_its_own_depth(linear_trace):
+    """A view's tree is shown as the view has it: module nodes named and marked, depth counted from the view's root."""
+    import torch
+    from tracer import views
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU())
+    with tracer.trace() as t:
+        model(torch.randn(2, 3))
+    out = render(views.module_level(t))
+    lines = tree_lines(out)
+    assert lines[1].startswith("└─ Sequential [module]  container.py:")
+    assert lines[2].startswith("   ├─ Linear(0) [module]  linear.py:") and lines[3].startswith("   └─ ReLU(1) [module]  ")
+    assert "__OPEN__" not in out and re.search(r"OPEN = 24,", out)  # a small view opens whole in the rich view
+
+
+def test_static_html_uses_only_what_untrusted_jupyterlab_keeps(pkg):
+    """JupyterLab's sanitizer drops a font-family holding var(...), color:inherit, font:inherit, text-decoration-color
+    and user-select; the HTML a reader sees without a script uses none of them."""
+    t = traced(pkg.main)
+    for out in (render(t), step_through(t)._repr_html_(), render_page(t)):
+        assert not re.search(r"var\(|color:\s*inherit|font:\s*inherit|text-decoration-color|user-select", static(out))

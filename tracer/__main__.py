@@ -30,7 +30,8 @@ def parser() -> argparse.ArgumentParser:
         prog=program_name(), formatter_class=argparse.RawDescriptionHelpFormatter, epilog=BOOK_HELP,
         description="Run Python code and print the calls it made into PyTorch (or any package), as a tree "
                     "with source locations pinned to the installed version. What imports run (the bodies of "
-                    "the modules imported) is left out and counted in one note; --imports keeps it.")
+                    "the modules imported) is left out and counted in one note, unless the code only imports; --imports "
+                    "keeps it.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("-c", dest="code", metavar="CODE", help="code to run")
     source.add_argument("script", nargs="?", help="a Python file to run; the arguments after it are its own, "
@@ -103,7 +104,8 @@ def main(argv=None) -> int:
 
 def without_imports(t: Trace) -> Trace:
     """The trace without what imports ran: each ``<module>`` call (a module's body, run by its import) and every
-    call below it, left out and counted in one note. The trace it is given is left as it is."""
+    call below it, left out and counted in one note; unless nothing else ran (``-c "import torch"`` asks for the
+    import). The trace it is given is left as it is."""
     def hang(call, parent):  # a copy of the call alone (copy.copy keeps every field), under parent
         node = copy.copy(call)
         node.children, node.parent = [], parent
@@ -122,7 +124,7 @@ def without_imports(t: Trace) -> Trace:
             continue
         node = hang(call, parent)
         stack.extend((child, node) for child in reversed(call.children))
-    if not modules:
+    if not modules or not root.children:  # code that only imports is traced for its imports: they are kept
         return t
     note = (f"{hidden:,} calls made while importing {modules:,} module{'s' if modules > 1 else ''} are left out "
             "(--imports keeps them)")

@@ -70,7 +70,6 @@ BADGES = {kind: f"color:{colour};border:1px solid {colour};border-radius:3px;pad
 # The fragment's only <style>: niceties for where it survives; what must read does without it.
 FRAGMENT_CSS = """
 .tracer-view summary:hover { background: rgba(128, 128, 128, .12); }
-.tracer-view a { color: inherit; }
 .tracer-view a:hover { opacity: 1; }
 .tracer-view:focus { outline: 1px dotted rgba(128, 128, 128, .6); }
 """
@@ -569,9 +568,12 @@ def _location(call) -> str:
 
 
 def _args_text(call) -> str:
-    """The argument summaries; a resumed generator has none of its own and says that it went on."""
+    """The argument summaries; a resumed generator has none of its own and says that it went on; a view's node
+    says what it folds in (tracer.views)."""
     text = format_args(call.args) if call.args else ""
-    return f"(resumed) {text}".rstrip() if call.resumed else text
+    text = f"(resumed) {text}".rstrip() if call.resumed else text
+    note = getattr(call, "note", None)
+    return f"({note}) {text}".rstrip() if note else text
 
 
 def _status(call) -> str:
