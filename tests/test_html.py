@@ -111,7 +111,7 @@ def static(page):
 
 def tree_lines(page):
     """The static tree's lines as text, tags dropped and entities read."""
-    pre = re.search(r'<pre class="tracer-tree"[^>]*><code>(.*?)</code></pre>', page, re.S).group(1)
+    pre = re.search(r'<pre class="tracer-tree"[^>]*><code[^>]*>(.*?)</code></pre>', page, re.S).group(1)
     return markup.unescape(re.sub(r"<[^>]+>", "", pre)).split("\n")
 
 

@@ -323,7 +323,7 @@ class ImportTrace:
     def __repr__(self):
         return f"<ImportTrace import {self.module}: {self.summary()}>"
 
-    def to_html(self, depth: int = 2, order: str = "import", limit: int | None = 40) -> str:
+    def to_html(self, depth: int = 1, order: str = "import", limit: int | None = 40) -> str:
         """The tree as a preformatted tree (no script, no style sheet, no tag a sanitizer drops: it reads the same
         on GitHub), then the native libraries in load order."""
         from .render.html import STYLES
@@ -335,7 +335,7 @@ class ImportTrace:
                           for location, name in zip(self.library_locations, self.library_names))
         libraries = f"<div>{count} ({html.escape(self.library_source)}), in load order: {names}</div>"
         return (f'<div class="tracer-import" style="{STYLES["view"]}"><div>{head}</div>'
-                f'<pre style="{STYLES["pre"]}"><code>{tree}</code></pre>{libraries}</div>')
+                f'<pre style="{STYLES["pre"]}"><code style="white-space:pre">{tree}</code></pre>{libraries}</div>')
 
     def _repr_html_(self):
         return self.to_html()

@@ -43,7 +43,8 @@ KINDS = {"python": ("py", "#3a78c4", "Python function"),
          "block": ("block", "#808080", "the traced block")}
 # A plain family list: JupyterLab's sanitizer drops a font-family that holds var(...). Each <pre> holds a <code>:
 # where style= is stripped, JupyterLab's and nbconvert's CSS set a <pre> in an HTML output in the prose's face
-# (.jp-OutputArea-output pre { font-family: inherit }) and only <code> in the code face.
+# (.jp-OutputArea-output pre { font-family: inherit }) and only <code> in the code face; the <code> says white-space:pre
+# itself, since JupyterLab's CSS sets it pre-wrap there.
 MONO = "font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace"
 _FAINT = "rgba(128,128,128,.35)"  # greys with alpha sit on any background
 STYLES = {
@@ -55,7 +56,7 @@ STYLES = {
     "children": f"margin-left:.45em;padding-left:.9em;border-left:1px solid {_FAINT}",
     "leaf": "padding-left:1.1em;white-space:nowrap",  # lines up with the text of a <summary>, after its triangle
     "summary": "cursor:pointer;white-space:nowrap", "name": "font-weight:600", "count": "font-weight:600;opacity:.8",
-    "args": "color:#2e8f4d;display:inline-block;max-width:60em;overflow:hidden;text-overflow:ellipsis;"
+    "args": "color:#2e8f4d;display:inline-block;max-width:40em;overflow:hidden;text-overflow:ellipsis;"
             "vertical-align:bottom;white-space:nowrap",
     "status": "color:#d23b3b;font-weight:600",
     "where": "opacity:.7", "link": "opacity:.7;text-decoration:underline",
@@ -263,7 +264,7 @@ def render(trace, nodes: int = NODE_BUDGET, depth: int = STATIC_DEPTH, scroll: b
         f'<div class="tracer-view" id="{view_id}"{" data-scroll" if scroll else ""} style="{STYLES["view"]}">'
         f"<style>{FRAGMENT_CSS}</style>",
         _header(trace.meta, total - 1), _notes(trace.meta, total - 1),
-        f'<pre class="tracer-tree" data-static style="{pre_style}"><code>{chr(10).join(lines)}</code></pre>',
+        f'<pre class="tracer-tree" data-static style="{pre_style}"><code style="white-space:pre">{chr(10).join(lines)}</code></pre>',
         _shown_note(total - 1 - tree.hidden, total - 1),
         f'<script type="application/json" data-calls>{payload}</script>',
         f"<script>{_script(TREE_JS, view_id, open_depth)}</script></div>"])
@@ -288,7 +289,7 @@ def render_diff(diff) -> str:
                      f"{a:>{widths[2]}}  {b:>{widths[3]}}".rstrip() for what, name, a, b in rows)
     summary = f"{len(diff.only_a):,} only in a, {len(diff.only_b):,} only in b, {len(diff.changed):,} with different counts"
     return (f'<div class="tracer-diff" style="{STYLES["view"]}"><div style="{STYLES["head"]}">{summary}</div>'
-            f'<pre style="{STYLES["pre"]}"><code>{body}</code></pre></div>')
+            f'<pre style="{STYLES["pre"]}"><code style="white-space:pre">{body}</code></pre></div>')
 
 
 def step_through(trace, limit: int = STEP_LIMIT) -> StepThrough:
@@ -462,7 +463,7 @@ def _source_pre(text, call, numbered, limit=SOURCE_LINES) -> str:
         body = "\n".join(_esc(line) for line in shown)
     if len(lines) > len(shown):
         body += f'\n<i>... {len(lines) - len(shown):,} more lines at the link</i>'
-    return f'<pre style="{STYLES["source"]}"><code>{body}</code></pre>'
+    return f'<pre style="{STYLES["source"]}"><code style="white-space:pre">{body}</code></pre>'
 
 
 def _header(meta, n_calls) -> str:
@@ -553,7 +554,7 @@ def _step_html(call, k, n, numbered, lines=SOURCE_LINES) -> str:
             f"{note}step {k + 1:,} of {n:,}, depth {call.depth:,}</div>"
             f'<div style="font-size:115%"><b>{_static_row(call, 1)}</b></div>'
             f'{note}called from: {trail or "the traced block"}</div>'
-            + (f'<pre style="{STYLES["pre"]}"><code>{args}</code></pre>' if args else f"{note}no arguments recorded</div>")
+            + (f'<pre style="{STYLES["pre"]}"><code style="white-space:pre">{args}</code></pre>' if args else f"{note}no arguments recorded</div>")
             + (_source_pre(text, call, numbered, lines) if text else f"{note}no Python source for this call</div>") + "</div>")
 
 
