@@ -11,6 +11,8 @@ Where each cleaning rule comes from:
 - ``data-*`` attributes, ``class=`` and ``<button>`` go: the attribute allowlist of GitHub's HTML sanitizer
   (html-pipeline's SanitizationFilter keeps neither) and issue 8's observation of the chapters on GitHub.
 - ``<details>`` does not collapse: volkamerlab/teachopencadd#189; it is shown open here.
+- Text/markdown outputs (tracer.read, tracer.link) are left to GitHub's Markdown renderer, which keeps
+  paragraphs and tables; nbconvert's sanitizer below would write their <p> and <tbody> as text.
 - Then nbconvert's sanitizer (``HTMLExporter(sanitize_html=True)``: bleach with its allowlist,
   nbconvert/filters/strings.py ``clean_html``), which writes any other tag (``<details>``, ``<p>``,
   ``<tbody>``, ``<script>``...) as visible text, and drops ``style=`` and ``title=`` (except on links).
@@ -94,11 +96,12 @@ def clean_for_github(html):
 
 
 def kind_of(output):
-    """'steps', 'trace', 'imports' or '' for an output as committed."""
-    html = "".join(output.get("data", {}).get("text/html", ""))
+    """'steps', 'trace', 'imports', 'html' (any other HTML) or '' for an output as committed."""
+    data = output.get("data", {})
+    html = "".join(data.get("text/html", ""))
     if "tracer-view" in html:
         return "steps" if "data-steps" in html else "trace"
-    return "imports" if "tracer-import" in html else ""
+    return "imports" if "tracer-import" in html else "html" if "text/html" in data else ""
 
 
 def exported(path, tmp_path):
