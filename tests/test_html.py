@@ -294,6 +294,7 @@ def test_step_through_escapes_and_walks_under_a_call(pkg):
     out = step_through(evil_call).html()
     assert "<img" not in out and markup.escape(EVIL) in out
     assert static(out).count("data-step=") == 1 and "Step 1 of" not in out
+    assert "step 1 of 1, depth 1<" in out  # depth counted from where the steps start, not from the traced block
     tree_steps = step_through(t.find("tree")[0], limit=1000)
     assert len(tree_steps) == sum(1 for _ in t.find("tree")[0].walk())
     with pytest.raises(ValueError, match="limit"):

@@ -308,6 +308,7 @@ class StepThrough:
         self.calls = list(itertools.islice(start.walk(), skip, limit + skip))
         self.total = sum(1 for _ in start.walk()) - skip
         self.title = f"step through {'the traced block' if skip else start.name}"
+        self.base = start.depth - 1 + skip  # depths as the steps' own tree counts them: the first level is 1
 
     def __len__(self):
         return len(self.calls)
@@ -324,13 +325,12 @@ class StepThrough:
         button = f'<button style="{STYLES["button"]}" data-go='
         nav = (f'<div data-nav style="margin:.3em 0">{button}"-1">&larr; prev</button> '
                f'{button}"1">next &rarr;</button> <span data-at></span> '
-               f'<span style="{STYLES["note"]}">(a click on a button steps; so do the arrow keys, Home and End, '
-               f"once this view has focus: click in it first)</span></div>")
-        steps = [_step_html(call, k, n, numbered=True) for k, call in enumerate(self.calls)]
+               f'<span style="{STYLES["note"]}">(so do &larr; &rarr; Home End, once you click in this view)</span></div>')
+        steps = [_step_html(call, k, n, self.base, numbered=True) for k, call in enumerate(self.calls)]
         payload = _script_json([nav, *steps])  # the buttons too: where no script runs, none would work
         view_id = _view_id(payload)
         shown = f"the first {n:,} of {self.total:,} calls" if n < self.total else f"all {n:,} calls"
-        first = _step_html(self.calls[0], 0, n, numbered=False, lines=STATIC_SOURCE_LINES) if n else ""
+        first = _step_html(self.calls[0], 0, n, self.base, numbered=False, lines=STATIC_SOURCE_LINES) if n else ""
         more = (f'<div data-static style="{STYLES["note"]}">Step 1 of {n:,} is shown. Where scripts run (a trusted '
                 "notebook, the book's site, a page written by step_through(...).save(path)), prev/next buttons "
                 "show each step.</div>") if n > 1 else ""
@@ -544,14 +544,14 @@ def _script_json(data) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _step_html(call, k, n, numbered, lines=SOURCE_LINES) -> str:
+def _step_html(call, k, n, base, numbered, lines=SOURCE_LINES) -> str:
     path = [c.name for c in call.ancestors() if c.kind != "block"][::-1]
     trail = ("... &gt; " if len(path) > 6 else "") + _esc(" > ".join(path[-6:]))
     args = "\n".join(f"{_esc(name)} = {_esc(value)}" for name, value in call.args.items())
     text = _source_of(call)
     note = f'<div style="{STYLES["note"]}">'
     return (f'<div data-step="{k}" style="{STYLES["section"]}">'
-            f"{note}step {k + 1:,} of {n:,}, depth {call.depth:,}</div>"
+            f"{note}step {k + 1:,} of {n:,}, depth {call.depth - base:,}</div>"
             f'<div style="font-size:115%"><b>{_static_row(call, 1)}</b></div>'
             f'{note}called from: {trail or "the traced block"}</div>'
             + (f'<pre style="{STYLES["pre"]}"><code style="white-space:pre">{args}</code></pre>' if args else f"{note}no arguments recorded</div>")
