@@ -8,8 +8,9 @@ Where each cleaning rule comes from:
   scripts never run on GitHub).
 - ``<style>`` and ``style=``/``id=`` attributes are removed: nbviewer#450, ipyplot#3 ("GitHub strips html
   from all the css/style and JavaScript"), pandas#33076 (Styler colours lost), seaborn#1090.
-- ``data-*`` attributes, ``class=`` and ``<button>`` go: the attribute allowlist of GitHub's HTML sanitizer
-  (html-pipeline's SanitizationFilter keeps neither) and issue 8's observation of the chapters on GitHub.
+- ``data-*`` attributes and ``<button>`` go: issue 8's observation of the chapters on GitHub; ``class=`` goes too,
+  as html-pipeline's SanitizationFilter allowlist (the one GitHub's Markdown uses) has it nowhere: assumed for
+  notebooks, and the stricter reading of the two.
 - ``<details>`` does not collapse: volkamerlab/teachopencadd#189; it is shown open here.
 - Text/markdown outputs (tracer.read, tracer.link) are left to GitHub's Markdown renderer, which keeps
   paragraphs and tables; nbconvert's sanitizer below would write their <p> and <tbody> as text.
