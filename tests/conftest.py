@@ -1,6 +1,7 @@
 import importlib
 import sys
 import textwrap
+from collections import Counter
 
 import pytest
 
@@ -103,3 +104,17 @@ def sample(tmp_path, monkeypatch):
 
 def has_torch():
     return importlib.util.find_spec("torch") is not None
+
+
+SKIPPED_CLAIMS = []  # (chapter, cell, claim, reason) of each claim a chapter test saw skipped; test_chapters files them
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line for the chapters' skipped claims (the CUDA ones on a CPU machine), not a warning each."""
+    if not SKIPPED_CLAIMS:
+        return
+    reasons = Counter(reason for *_, reason in SKIPPED_CLAIMS)
+    chapters = len({chapter for chapter, *_ in SKIPPED_CLAIMS})
+    why = "; ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+    terminalreporter.write_line(f"{len(SKIPPED_CLAIMS)} chapter claims skipped in {chapters} chapter"
+                                f"{'s' if chapters > 1 else ''} ({why}); python -m tracer book build lists each")

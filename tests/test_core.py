@@ -686,3 +686,9 @@ def test_builtin_layer_sees_c_methods_of_an_included_subclass_on_both_backends(s
     tally = t.find("tally")[0]
     assert [c.name for c in tally.children] == ["Counts.get"] * 3 + ["Counts.setdefault"]
     assert {c.module for c in tally.children} == {"sample"}
+
+
+@pytest.mark.skipif(has_torch(), reason="torch is installed: the message is for a Python without it")
+def test_a_torch_link_without_torch_says_torch_is_not_installed():
+    with pytest.raises(ModuleNotFoundError, match=r"torch is not installed in this Python .*install torch"):
+        tracer.link("torch/__init__.py")

@@ -151,7 +151,7 @@ def test_count_is_modules_not_importtime_lines(tmp_path):
     assert "3 modules" in t.summary()
 
 
-def test_html_is_escaped_and_collapsible():
+def test_html_is_escaped_and_a_preformatted_tree():
     lines = ("import time:       100 |        300 |   a<img src=x onerror=alert(1)>\n"
              "import time:       200 |        300 | pkg\n")
     roots = parse_importtime(lines)
@@ -161,7 +161,8 @@ def test_html_is_escaped_and_collapsible():
     page = ImportTrace("pkg", roots, result, 0.0).to_html(depth=5)
     assert "<img" not in page and "<b>evil" not in page and "<script" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "test &amp; check" in page
-    assert page.count("<details") == page.count("</details>") >= 2
+    assert "<details" not in page  # nbconvert's sanitizer would show it as text; the nesting is in the guides
+    assert "\n   └─ a&lt;img src=x onerror=alert(1)&gt;  " in page
 
 
 def test_library_locations_hide_the_machines_folders():

@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import runpy
 import sys
 import traceback
 
-from .model import trace
+from .model import Trace, trace
 
 FORMATS = ("text", "json", "perfetto", "html")
+BOOK_HELP = """The book:
+  python -m tracer book [build] [NN ...] [--no-site]   run chapters headless, write notebooks/, the site, slides
+  python -m tracer book check-sync                     notebooks/ built from the current chapters?
+  python -m tracer book --help                         its options (it needs the book's packages:
+                                                       pip install 'pytorch-traced[book]')"""
+
+
+def program_name() -> str:
+    """How the user ran it: ``python -m tracer``, or the name of the installed script (``pytorch-traced``)."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "python -m tracer" if name in ("", "-c", "__main__.py") or name.startswith("python") else name
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m tracer",
+        prog=program_name(), formatter_class=argparse.RawDescriptionHelpFormatter, epilog=BOOK_HELP,
         description="Run Python code and print the calls it made into PyTorch (or any package), as a tree "
-                    "with source locations pinned to the installed version.")
+                    "with source locations pinned to the installed version. What imports run (the bodies of "
+                    "the modules imported) is left out and counted in one note, unless the code only imports; --imports "
+                    "keeps it.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("-c", dest="code", metavar="CODE", help="code to run")
     source.add_argument("script", nargs="?", help="a Python file to run; the arguments after it are its own, "
@@ -32,13 +46,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--times", action="store_true", help="show each call's duration (text format)")
     p.add_argument("--no-args", action="store_true", help="do not summarise arguments")
     p.add_argument("--workers", action="store_true", help="record inside DataLoader worker processes too")
+    p.add_argument("--imports", action="store_true",
+                   help="keep the calls imports make (the body of each module imported, and all it calls)")
     return p
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["book"]:  # python -m tracer book ...: the book runner
-        from .book import main as book_main
+        try:
+            from .book import main as book_main
+        except ModuleNotFoundError as missing:
+            print(f"{program_name()} book: the book needs packages that are not installed ({missing.name} is "
+                  "missing): pip install 'pytorch-traced[book]', or pip install -r requirements.txt in the "
+                  "repository", file=sys.stderr)
+            return 2
         return book_main(argv[1:])
     opts = parser().parse_args(argv)
     try:
@@ -78,8 +100,37 @@ def main(argv=None) -> int:
         traceback.print_exc()
         print(f"python -m tracer: {target} raised; the trace up to that point follows", file=sys.stderr)
         status = 1
-    write(recorder, opts)
+    write(recorder if opts.imports else without_imports(recorder), opts)
     return status
+
+
+def without_imports(t: Trace) -> Trace:
+    """The trace without what imports ran: each ``<module>`` call (a module's body, run by its import) and every
+    call below it, left out and counted in one note; unless nothing else ran (``-c "import torch"`` asks for the
+    import). The trace it is given is left as it is."""
+    def hang(call, parent):  # a copy of the call alone (copy.copy keeps every field), under parent
+        node = copy.copy(call)
+        node.children, node.parent = [], parent
+        if parent is not None:
+            parent.children.append(node)
+        return node
+
+    root, modules, hidden = hang(t.root, None), 0, 0
+    stack = [(child, root) for child in reversed(t.root.children)]
+    while stack:
+        call, parent = stack.pop()
+        if call.name == "<module>":  # with the modules its own imports ran
+            below = [c.name for c in call.walk()]
+            modules += below.count("<module>")
+            hidden += len(below)
+            continue
+        node = hang(call, parent)
+        stack.extend((child, node) for child in reversed(call.children))
+    if not modules or not root.children:  # code that only imports is traced for its imports: they are kept
+        return t
+    note = (f"{hidden:,} calls made while importing {modules:,} module{'s' if modules > 1 else ''} are left out "
+            "(--imports keeps them)")
+    return Trace(root=root, meta={**t.meta, "notes": [*t.meta.get("notes", ()), note]})
 
 
 def write(t, opts):

@@ -53,6 +53,7 @@ HEADING = re.compile(r"^#{1,2} ")
 FENCE = re.compile(r"^(`{3,}|~{3,})")
 CODE_CELL = re.compile(r"^(`{3,}|~{3,})\{code-cell\}")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # in reprs: differs on every run (nbdev_clean strips it too)
 
 
 # -- reading a chapter ------------------------------------------------------------------------------
@@ -360,15 +361,21 @@ def display_path(path: Path) -> str:
 # -- the notebook -----------------------------------------------------------------------------------
 
 def clean_notebook(nb) -> nbformat.NotebookNode:
-    """The notebook as committed: no timings, no kernel or jupytext noise, so a rebuild diffs only where outputs changed."""
+    """The notebook as committed: no timings, no jupytext noise, no widget state, no memory addresses, so a rebuild
+    diffs only where outputs changed. The kernel's language_info stays whole (its version too: the same on each
+    build here): a client that opens the notebook finds what it would add, and does not mark it modified."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
     nb.metadata.pop("jupytext", None)
-    nb.metadata.pop("widgets", None)
-    nb.metadata.get("language_info", {}).pop("version", None)
+    nb.metadata.pop("widgets", None)  # GitHub refuses a notebook whose widget metadata lacks its state
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         for output in cell.get("outputs", []):
             output.pop("transient", None)
+            if "text" in output:
+                output.text = ADDRESS.sub("", output.text)
+            for mime, value in output.get("data", {}).items():
+                if mime.startswith("text/") and isinstance(value, str):
+                    output.data[mime] = ADDRESS.sub("", value)
     return nb
 
 
@@ -563,8 +570,12 @@ SLIDES_CSS = """
 .reveal .jp-OutputArea-output { overflow-x: auto; }
 .reveal .jp-OutputArea-output pre { width: auto; box-shadow: none; }
 /* a trace's own 12.5 px suits a notebook; on a slide it reads at the code's size, one call a line */
-.reveal .tracer-view { font-size: var(--jp-code-font-size) !important; }
+.reveal .tracer-view, .reveal .tracer-view pre { font-size: var(--jp-code-font-size) !important; }
 .reveal .tracer-view summary, .reveal .tracer-view div { white-space: nowrap; }
+/* a trace or a step fits the slide with its cell, under the deck's arrows, and scrolls inside itself: one scrollbar */
+.reveal .tracer-view .tracer-scroll, .reveal .tracer-view pre.tracer-tree { max-height: """ + str(SLIDE_HEIGHT * 9 // 20) + """px !important; }
+.reveal .tracer-view [data-step] pre { max-height: """ + str(SLIDE_HEIGHT // 4) + """px !important; }
+.reveal .slides > section > section { padding-bottom: 48px; box-sizing: border-box; }
 /* the reveal root's 42 px would reach the toggle, which lies outside any notebook cell */
 .reveal details.solution > summary { font-size: var(--jp-content-font-size1); }
 </style>

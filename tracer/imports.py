@@ -287,7 +287,11 @@ class ImportTrace:
     def to_text(self, depth: int = 1, order: str = "import", limit: int | None = 12) -> str:
         """The tree as text: `depth` levels below the top, children in import order or costliest first
         (``order="cost"``), at most `limit` children per module (the rest summed on one line)."""
-        lines = [f"import {self.module}: {self.summary()} (times: self / cumulative, as -X importtime measures)"]
+        head = f"import {self.module}: {self.summary()} (times: self / cumulative, as -X importtime measures)"
+        return "\n".join([head, *self._tree_lines(depth, order, limit)])
+
+    def _tree_lines(self, depth, order, limit) -> list[str]:
+        lines = []
         stack = [(root, "", True) for root in reversed(self.modules)]
         while stack:
             module, prefix, last = stack.pop()
@@ -306,7 +310,7 @@ class ImportTrace:
                 stack.append((_Note(_hidden_note(hidden)), below, True))
             for i in range(len(shown) - 1, -1, -1):
                 stack.append((shown[i], below, i == len(shown) - 1 and not hidden))
-        return "\n".join(lines)
+        return lines
 
     def summary(self) -> str:
         """``1073 modules, 1641.4 ms, 87 native libraries``: modules imported, not failed attempts."""
@@ -319,18 +323,19 @@ class ImportTrace:
     def __repr__(self):
         return f"<ImportTrace import {self.module}: {self.summary()}>"
 
-    def to_html(self, depth: int = 2, order: str = "import", limit: int | None = 40) -> str:
-        """A collapsible tree (``<details>``; no script, no external files), then the libraries in load order."""
+    def to_html(self, depth: int = 1, order: str = "import", limit: int | None = 40) -> str:
+        """The tree as a preformatted tree (no script, no style sheet, no tag a sanitizer drops: it reads the same
+        on GitHub), then the native libraries in load order."""
+        from .render.html import STYLES
         head = (f"<b>import {html.escape(self.module)}</b>: {html.escape(self.summary())} (times: self / "
                 f"cumulative, as <code>-X importtime</code> measures; python {html.escape(self.python_version)})")
-        tree = "".join(_module_html(root, depth, order, limit) for root in self.modules)
-        rows = "".join(f'<li title="{html.escape(location)}"><code>{html.escape(name)}</code></li>'
-                       for location, name in zip(self.library_locations, self.library_names))
+        tree = html.escape("\n".join(self._tree_lines(depth, order, limit)))
         count = plural(len(self.libraries), "native library", "native libraries")
-        libraries = (f"<details><summary>{count} ({html.escape(self.library_source)})</summary>"
-                     f"<ol>{rows}</ol></details>")
-        style = "font-family:monospace;font-size:12px"
-        return f'<div class="tracer-import" style="{style}"><div>{head}</div>{tree}{libraries}</div>'
+        names = ", ".join(f'<code title="{html.escape(location)}">{html.escape(name)}</code>'
+                          for location, name in zip(self.library_locations, self.library_names))
+        libraries = f"<div>{count} ({html.escape(self.library_source)}), in load order: {names}</div>"
+        return (f'<div class="tracer-import" style="{STYLES["view"]}"><div>{head}</div>'
+                f'<pre style="{STYLES["pre"]}"><code style="white-space:pre">{tree}</code></pre>{libraries}</div>')
 
     def _repr_html_(self):
         return self.to_html()
@@ -369,22 +374,6 @@ def _hidden_note(hidden) -> str:
     below = len(set().union(*(m.imported() for m in hidden)))
     return (f"{plural(len(hidden), 'more import')} ({plural(below, 'module')}, "
             f"{format_us(sum(m.cumulative_us for m in hidden))})")
-
-
-def _module_html(module, depth, order, limit) -> str:
-    label = (f"<code>{html.escape(module.name)}</code> {format_us(module.self_us)} / "
-             f"{format_us(module.cumulative_us)}{_not_loaded(module)}")
-    if not module.children:
-        return f'<div style="margin-left:1.2em">{label}</div>'
-    if module.depth >= depth:
-        count = _imported_below(module)
-        return f'<div style="margin-left:1.2em">{label} <i>({plural(count, "module")} below)</i></div>'
-    shown, hidden = _children(module, order, limit)
-    inner = "".join(_module_html(child, depth, order, limit) for child in shown)
-    if hidden:
-        inner += f'<div style="margin-left:1.2em"><i>... {html.escape(_hidden_note(hidden))}</i></div>'
-    opened = " open" if module.depth == 0 else ""
-    return (f'<details{opened} style="margin-left:1.2em"><summary>{label}</summary>{inner}</details>')
 
 
 def _stderr_tail(stderr: str) -> str:

@@ -7,7 +7,8 @@ The options are tracer.trace()'s: --layers, --include, --depth, --no-args, --max
 
 The cell runs in the user namespace; the Trace is stored there (``_trace``, or ``--name VAR``) and
 shown as HTML (``--text``: as text). If the cell raises, the trace is shown and stored first, then
-the exception goes on. The cell's last expression is not displayed: the trace is.
+the exception goes on, its traceback the cell's own. The cell's last expression is not displayed: the
+trace is. ``%%trace --help`` prints the options.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class TraceMagics(Magics):
     @cell_magic
     def trace(self, line, cell):
         """Trace the calls this cell makes into PyTorch (or the --include packages) and show them."""
+        __tracebackhide__ = True  # IPython leaves this frame out of the traceback of the cell's own exception
+        if {"-h", "--help"} & set(line.split()):
+            usage = self.trace.parser.format_help().lstrip(":\n")  # IPython writes it as reST, after a "::"
+            print("usage:\n" + usage.replace("%trace", "%%trace", 1).rstrip())
+            return
         opts = parse_argstring(self.trace, line)
         if not opts.name.isidentifier():
             raise UsageError(f"%%trace --name: {opts.name!r} is not a Python variable name")
@@ -46,13 +52,15 @@ class TraceMagics(Magics):
         except (TypeError, ValueError) as error:
             raise UsageError(f"%%trace: {error}") from None
         code = self.shell.transform_cell(cell)
-        compiled = compile(code, self.shell.compile.cache(code), "exec")  # cached: tracebacks show the cell
+        # cached under this cell's number, so a traceback shows the cell's lines as In[n]
+        cell_file = self.shell.compile.cache(code, self.shell.execution_count)
+        compiled = compile(code, cell_file, "exec")
         failure = None
         try:
             with recorder:
                 self.shell.ex(compiled)
         except BaseException as error:  # shown after the trace, which is the point of tracing a failing cell
-            failure = error
+            failure = error.with_traceback(_from_frame_of(error.__traceback__, cell_file))
         if not recorder.meta:  # the recording could not start: there is no trace to show
             raise failure
         self.shell.user_ns[opts.name] = recorder
@@ -62,6 +70,14 @@ class TraceMagics(Magics):
             display(recorder)
         if failure is not None:
             raise failure
+
+
+def _from_frame_of(tb, filename):
+    """The traceback from the first frame that runs `filename` on (the tracer's and IPython's own frames cut off)."""
+    start = tb
+    while start is not None and start.tb_frame.f_code.co_filename != filename:
+        start = start.tb_next
+    return start or tb
 
 
 def load(ipython):

@@ -216,6 +216,11 @@ class Trace:
         from .render.perfetto import dumps
         return _written(dumps(self), path)
 
+    def to_html(self, path=None, title: str | None = None) -> str:
+        """A standalone HTML page of the call tree (inline CSS and JS, nothing fetched), written to `path` when given."""
+        from .render.html import render_page
+        return _written(render_page(self, title=title), path)
+
     def to_text(self, **options) -> str:
         from .render.text import render
         return render(self, **options)

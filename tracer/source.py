@@ -273,6 +273,10 @@ def _is_repository_source(relpath: str) -> bool:
 
 def _not_found(relpath: str) -> Exception:
     top = relpath.partition("/")[0]
+    package = _package_of(relpath)
+    if package and importlib.util.find_spec(package) is None:  # the path may be right: the package is not there
+        return ModuleNotFoundError(f"{package} is not installed in this Python ({sys.executable}), so {relpath} "
+                                   f"cannot be read or linked: install {package} to use it", name=package)
     sources = (f"C/C++ files the wheel does not ship ({', '.join(SOURCE_SUFFIXES)}) are linked by their "
                f"repository path under {', '.join(SOURCE_FOLDERS)}")
     if top not in REPOSITORIES and not any(relpath.startswith(folder) for folder in SOURCE_FOLDERS):
