@@ -58,7 +58,8 @@ def test_help_names_the_book_and_the_program_as_run(monkeypatch, capsys):
 
 
 def test_book_without_its_packages_says_what_to_install(monkeypatch, capsys):
-    monkeypatch.delitem(sys.modules, "tracer.book", raising=False)
+    for name in [name for name in sys.modules if name == "tracer.book" or name.startswith("tracer.book.")]:
+        monkeypatch.delitem(sys.modules, name)  # the book package and its modules, imported afresh
     monkeypatch.setitem(sys.modules, "jupytext", None)  # as if jupytext were not installed
     assert main(["book", "build", "01"]) == 2
     err = capsys.readouterr().err

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tracer import drift
+from tracer.book import drift
 
 ROOT = Path(__file__).resolve().parents[1]
 SECOND = ROOT / drift.SECOND_ENV / "bin" / "python"

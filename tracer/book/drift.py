@@ -27,16 +27,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import book
-from .claims import FAILED, PASSED, SKIPPED
-from .query import diff
-from .render.json import from_dict
+from ..claims import FAILED, PASSED, SKIPPED
+from ..query import diff
+from ..render.json import from_dict
+from .chapter import chapter_files, display_path
+from .run import ANSI, CELL_TIMEOUT_S, run_chapter
 
 SECOND_TORCH = "2.13.0"
 SECOND_ENV = Path(".venv-torch2.13")
 REPORT = Path("notebooks/DRIFT.md")
 NEEDS = "torchvision"  # no torchvision release imports beside the CPU torch 2.13.0 wheel
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOT_RUN = "not run"
 LISTED = 12  # calls listed per kind of difference for one trace; the rest are counted
 
@@ -86,7 +87,7 @@ def run_version(path: Path, python: str | None, timeout: int) -> VersionRun:
         out = Path(tmp) / "traces.json"
         env = {"TRACER_DRIFT_OUT": str(out),
                "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
-        run = book.run_chapter(path, timeout, python=python, epilogue=EPILOGUE, env=env, allow_errors=True)
+        run = run_chapter(path, timeout, python=python, epilogue=EPILOGUE, env=env, allow_errors=True)
         data = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else None
     errors = [f"cell {index}: {output.get('ename')}: {first_line(output.get('evalue', ''))}"
               for index, cell in enumerate(run.notebook.cells) for output in cell.get("outputs", [])
@@ -100,7 +101,7 @@ def run_version(path: Path, python: str | None, timeout: int) -> VersionRun:
 
 
 def first_line(text: str) -> str:
-    return book.ANSI.sub("", text).strip().splitlines()[0] if text.strip() else ""
+    return ANSI.sub("", text).strip().splitlines()[0] if text.strip() else ""
 
 
 # -- comparing -------------------------------------------------------------------------------------
@@ -260,7 +261,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=REPORT, help=f"the Markdown report (default: {REPORT})")
     p.add_argument("--site", type=Path, default=Path("site"),
                    help="also write drift.html here, where the folder exists (default: site)")
-    p.add_argument("--timeout", type=int, default=book.CELL_TIMEOUT_S, help="seconds per cell")
+    p.add_argument("--timeout", type=int, default=CELL_TIMEOUT_S, help="seconds per cell")
     return p
 
 
@@ -272,7 +273,7 @@ def main(argv=None) -> int:
               f"{SECOND_ENV} with torch {SECOND_TORCH}, or name another with --python", file=sys.stderr)
         return 2
     try:
-        paths = book.chapter_files(opts.chapters_dir, opts.chapters)
+        paths = chapter_files(opts.chapters_dir, opts.chapters)
     except FileNotFoundError as error:
         print(f"python -m tracer book drift: {error}", file=sys.stderr)
         return 2
@@ -295,9 +296,9 @@ def main(argv=None) -> int:
     markdown = report(results, left_out)
     opts.output.parent.mkdir(parents=True, exist_ok=True)
     opts.output.write_text(markdown, encoding="utf-8")
-    print(f"report: {book.display_path(opts.output)} ({time.monotonic() - start:.0f} s)")
+    print(f"report: {display_path(opts.output)} ({time.monotonic() - start:.0f} s)")
     if opts.site.is_dir():
-        print(f"page: {book.display_path(write_page(markdown, opts.site))}")
+        print(f"page: {display_path(write_page(markdown, opts.site))}")
     broken = [f"{path.stem} on {run.torch}: {first_line(run.failure)}" for path, *pair in results for run in pair
               if run.failure and not run.commit]
     own = [f"{path.stem}: {entry['claim']}" for path, _, new in results for entry in new.claims
