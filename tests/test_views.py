@@ -161,3 +161,18 @@ def test_module_level_names_container_children_by_position_and_user_modules_by_a
     names = [c.name for c in views.module_level(t).calls]
     assert names == ["Net", "Sequential(body)", "Linear(body.0)", "ReLU(body.1)", "Linear(heads.0)",
                      "Linear(heads.1)"], names
+
+
+def test_hide_imports_counts_the_module_bodies_and_keeps_an_import_only_trace(sample, tmp_path, monkeypatch):
+    (tmp_path / "sample" / "late.py").write_text("from sample import helper\nVALUE = helper(4)\n")
+    with tracer.trace(include=("sample",)) as t:
+        import sample.late  # noqa: F401  (its body runs under the block: a <module> call)
+        sample.helper(1)
+    view = views.hide_imports(t, hint="say how to keep them")
+    assert [c.name for c in view.root.children] == ["helper"]
+    assert view.meta["notes"][-1] == "2 calls made while importing 1 module are left out (say how to keep them)"
+    assert t.count("<module>") == 1, "the trace it was given keeps its imports"
+    with tracer.trace(include=("sample",)) as only_import:
+        import importlib
+        importlib.reload(sample.late)
+    assert views.hide_imports(only_import) is only_import

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import runpy
 import sys
 import traceback
 
-from .model import Trace, trace
+from . import views
+from .model import trace
 
 FORMATS = ("text", "json", "perfetto", "html")
 BOOK_HELP = """The book:
@@ -100,37 +100,8 @@ def main(argv=None) -> int:
         traceback.print_exc()
         print(f"python -m tracer: {target} raised; the trace up to that point follows", file=sys.stderr)
         status = 1
-    write(recorder if opts.imports else without_imports(recorder), opts)
+    write(recorder if opts.imports else views.hide_imports(recorder, hint="--imports keeps them"), opts)
     return status
-
-
-def without_imports(t: Trace) -> Trace:
-    """The trace without what imports ran: each ``<module>`` call (a module's body, run by its import) and every
-    call below it, left out and counted in one note; unless nothing else ran (``-c "import torch"`` asks for the
-    import). The trace it is given is left as it is."""
-    def hang(call, parent):  # a copy of the call alone (copy.copy keeps every field), under parent
-        node = copy.copy(call)
-        node.children, node.parent = [], parent
-        if parent is not None:
-            parent.children.append(node)
-        return node
-
-    root, modules, hidden = hang(t.root, None), 0, 0
-    stack = [(child, root) for child in reversed(t.root.children)]
-    while stack:
-        call, parent = stack.pop()
-        if call.name == "<module>":  # with the modules its own imports ran
-            below = [c.name for c in call.walk()]
-            modules += below.count("<module>")
-            hidden += len(below)
-            continue
-        node = hang(call, parent)
-        stack.extend((child, node) for child in reversed(call.children))
-    if not modules or not root.children:  # code that only imports is traced for its imports: they are kept
-        return t
-    note = (f"{hidden:,} calls made while importing {modules:,} module{'s' if modules > 1 else ''} are left out "
-            "(--imports keeps them)")
-    return Trace(root=root, meta={**t.meta, "notes": [*t.meta.get("notes", ()), note]})
 
 
 def write(t, opts):

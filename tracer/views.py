@@ -8,6 +8,7 @@ of the original trace it stands for (``trace.subtree(node.origin)`` shows all of
     views.module_level(t)       each module call as one node: ``Linear(fc)``, with its input
     views.hide_plumbing(t)      attribute look-ups, grad-mode switches and other plumbing left out, counted
     views.fold_resumptions(t)   a generator and its resumptions as one node
+    views.hide_imports(t)       what imports ran (each module's body) left out, counted
 
 Views compose, in either order: ``views.hide_plumbing(views.module_level(t, inside=True))``.
 """
@@ -20,7 +21,7 @@ from collections import Counter
 
 from .model import Call, Trace
 
-__all__ = ["PLUMBING", "fold_resumptions", "hide_plumbing", "module_level"]
+__all__ = ["PLUMBING", "fold_resumptions", "hide_imports", "hide_plumbing", "module_level"]
 
 # Calls that carry no idea of their own: how a module finds its submodules and parameters
 # (``__getattr__``), grad-mode switches (``torch.no_grad()`` entered and left), the checks that
@@ -254,3 +255,28 @@ def fold_resumptions(trace: Trace) -> Trace:
 
 def _same_code(a: Call, b: Call) -> bool:
     return (a.name, a.module, a.relpath, a.line) == (b.name, b.module, b.relpath, b.line)
+
+
+# -- hide_imports --------------------------------------------------------------------------------
+
+def hide_imports(trace: Trace, hint: str = "") -> Trace:
+    """The trace without what imports ran: each ``<module>`` call (a module's body, run by its import) and every
+    call below it, left out and counted in one note (`hint` is added to it). Code that did nothing but import
+    is traced for its imports: then the trace comes back as it is."""
+    root = _copy(trace.root, None)
+    modules = hidden = 0
+    stack = [(child, root) for child in reversed(trace.root.children)]
+    while stack:
+        call, parent = stack.pop()
+        if call.name == "<module>":  # with the modules its own imports ran
+            below = [c.name for c in call.walk()]
+            modules += below.count("<module>")
+            hidden += len(below)
+            continue
+        node = _copy(call, parent)
+        stack.extend((child, node) for child in reversed(call.children))
+    if not modules or not root.children:
+        return trace
+    note = (f"{hidden:,} calls made while importing {modules:,} module{'s' if modules > 1 else ''} are left out"
+            + (f" ({hint})" if hint else ""))
+    return _view(trace, root, "hide_imports", (note,))
