@@ -247,3 +247,15 @@ def test_clean_notebook_keeps_language_info_and_drops_widgets_and_addresses():
     assert "widgets" not in cleaned.metadata and cleaned.metadata.language_info.version == "3.11.9"
     assert cleaned.cells[0].outputs[0].data["text/plain"] == "<Thing>"
     assert cleaned.cells[0].outputs[1].text == "<function f>\n"
+
+
+def test_clean_notebook_joins_a_stream_the_kernel_split():
+    from tracer.book import clean_notebook
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="one\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="two\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="warned\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="three\n")])]
+    outputs = clean_notebook(nb).cells[0].outputs
+    assert [(o.name, o.text) for o in outputs] == [("stdout", "one\ntwo\n"), ("stderr", "warned\n"), ("stdout", "three\n")]

@@ -25,6 +25,8 @@ def clean_notebook(nb) -> nbformat.NotebookNode:
     nb.metadata.pop("widgets", None)  # GitHub refuses a notebook whose widget metadata lacks its state
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        if "outputs" in cell:
+            cell.outputs = coalesced(cell.outputs)
         for output in cell.get("outputs", []):
             output.pop("transient", None)
             if "text" in output:
@@ -33,6 +35,19 @@ def clean_notebook(nb) -> nbformat.NotebookNode:
                 if mime.startswith("text/") and isinstance(value, str):
                     output.data[mime] = ADDRESS.sub("", value)
     return nb
+
+
+def coalesced(outputs: list) -> list:
+    """Consecutive stream outputs of one stream as one: the kernel splits a cell's printing where it pleases, so
+    the same prints could land as one output in one build and two in the next."""
+    out = []
+    for output in outputs:
+        if (output.get("output_type") == "stream" and out and out[-1].get("output_type") == "stream"
+                and out[-1].get("name") == output.get("name")):
+            out[-1].text += output.text
+        else:
+            out.append(output)
+    return out
 
 
 def write_notebook(run: ChapterRun, notebooks_dir: Path) -> Path:
