@@ -51,6 +51,11 @@ typedef struct {
     PyObject *classify;     /* classify(code, module_name) -> bool */
     PyObject *ckey;         /* builtin_key(func) -> (module, name) or None */
     PyObject *summarise;    /* summarise_frame(code, f_locals) -> args */
+    /* From the `summaries` module (tracer.record.summary), when given: the frame is summarised here. */
+    PyObject *s_value;      /* summarise(value) -> str */
+    PyObject *s_by_type;    /* _by_type */
+    PyObject *s_fast;       /* _fast_by_type */
+    PyObject *s_arg_names;  /* cached_argument_names(code) -> tuple */
     PyObject *truncate;     /* called once the cap is reached */
     PyObject *chain;        /* a profile function to feed after this one, or NULL */
     PyObject *k_call, *k_return, *k_c_call, *k_c_return, *k_truncated, *k_resume;  /* event kinds */
@@ -64,7 +69,6 @@ typedef struct {
 } Profiler;
 
 static PyTypeObject Profiler_Type;
-static PyObject *str_name;        /* "__name__" */
 static PyObject *event_names[8];  /* PyTrace_* -> the event's name, as sys.setprofile gives it */
 
 /* Whether to keep `code`, classifying it on first sight: 1, 0, or -1 on an error. */
@@ -146,6 +150,62 @@ frame_lasti(PyFrameObject *frame)
 #endif
 }
 
+/* -- argument summaries ----------------------------------------------------------------------------- */
+
+/* summarise_frame(code, frame.f_locals) done here: a tuple of summaries in the order of the argument
+ * names, None for an unbound one. No locals are built for a function without parameters. */
+static PyObject *
+summarise_locals(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
+{
+    PyObject *names = table_arg_names(&self->table, (PyObject *)code, self->s_arg_names);
+    if (names == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    if (n == 0)
+        return PyTuple_New(0);
+    Py_INCREF(names);
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *locals = PyFrame_GetLocals(frame);  /* frame.f_locals */
+#else
+    PyObject *locals = PyFrame_FastToLocalsWithError(frame) < 0 ? NULL : frame->f_locals;
+    Py_XINCREF(locals);
+#endif
+    PyObject *out = NULL;
+    if (locals == NULL)
+        goto done;
+    if (!PyDict_Check(locals)) {  /* not a function's frame: the Python summariser handles any mapping */
+        out = PyObject_CallFunctionObjArgs(self->summarise, (PyObject *)code, locals, NULL);
+        goto done;
+    }
+    if ((out = PyTuple_New(n)) == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = PyDict_GetItemWithError(locals, PyTuple_GET_ITEM(names, i));  /* borrowed */
+        PyObject *text;
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                goto error;
+            text = Py_NewRef(Py_None);  /* unbound: not in f_locals */
+        }
+        else {
+            Py_INCREF(value);  /* a summariser may run Python code */
+            text = summarise_value(self->s_value, self->s_by_type, self->s_fast, value);
+            Py_DECREF(value);
+            if (text == NULL)
+                goto error;
+        }
+        PyTuple_SET_ITEM(out, i, text);
+    }
+    PyObject_GC_UnTrack(out);  /* strings and None only: see record_event */
+    goto done;
+error:
+    Py_CLEAR(out);
+done:
+    Py_XDECREF(locals);
+    Py_DECREF(names);
+    return out;
+}
+
 /* -- the events ------------------------------------------------------------------------------------ */
 
 static int
@@ -176,6 +236,14 @@ on_call(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
     long long t = now_ns();
     if (!self->want_args)
         return record_event(self->events, self->k_call, (PyObject *)code, t, Py_None);
+    if (self->s_value != NULL) {
+        PyObject *args = summarise_locals(self, frame, code);
+        if (args == NULL)
+            return -1;
+        int rc = record_event(self->events, self->k_call, (PyObject *)code, t, args);
+        Py_DECREF(args);
+        return rc;
+    }
 #if PY_VERSION_HEX >= 0x030B0000
     PyObject *locals = PyFrame_GetLocals(frame);  /* frame.f_locals */
 #else
@@ -304,19 +372,19 @@ Profiler_init(Profiler *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"events", "codes", "classify", "builtin_key", "summarise_frame", "truncate",
                              "constants", "normal_exits", "raise_op", "want_c", "want_args", "cap",
-                             "chain", NULL};
+                             "chain", "summaries", NULL};
     PyObject *events, *codes, *classify, *ckey, *summarise, *truncate, *constants, *normal_exits;
-    PyObject *chain = Py_None;
+    PyObject *chain = Py_None, *summaries = Py_None;
     int raise_op, want_c, want_args;
     Py_ssize_t cap;
     if (self->events != NULL) {
         PyErr_SetString(PyExc_TypeError, "a Profiler is set up once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOOOOippn|O:Profiler", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOOOOippn|OO:Profiler", kwlist,
                                      &PyList_Type, &events, &PyDict_Type, &codes, &classify, &ckey,
                                      &summarise, &truncate, &constants, &normal_exits, &raise_op,
-                                     &want_c, &want_args, &cap, &chain))
+                                     &want_c, &want_args, &cap, &chain, &summaries))
         return -1;
     if (raise_op < 0 || raise_op > 255) {
         PyErr_SetString(PyExc_ValueError, "raise_op must be an opcode, 0 to 255");
@@ -357,6 +425,22 @@ Profiler_init(Profiler *self, PyObject *args, PyObject *kwds)
             return -1;
     }
 
+    if (summaries != Py_None) {
+        PyObject **fields[] = {&self->s_value, &self->s_by_type, &self->s_fast, &self->s_arg_names};
+        const char *attrs[] = {"summarise", "_by_type", "_fast_by_type", "cached_argument_names"};
+        for (int i = 0; i < 4; i++) {
+            Py_CLEAR(*fields[i]);
+            if ((*fields[i] = PyObject_GetAttrString(summaries, attrs[i])) == NULL)
+                return -1;
+        }
+        if (!PyDict_Check(self->s_by_type) || !PyDict_Check(self->s_fast) || !PyCallable_Check(self->s_value) ||
+                !PyCallable_Check(self->s_arg_names)) {
+            PyErr_SetString(PyExc_TypeError, "summaries must be tracer.record.summary: summarise, _by_type, "
+                            "_fast_by_type and cached_argument_names");
+            return -1;
+        }
+    }
+
     if (table_init(&self->table) < 0)
         return -1;
     Py_INCREF(events);
@@ -389,6 +473,10 @@ Profiler_traverse(Profiler *self, visitproc visit, void *arg)
     Py_VISIT(self->classify);
     Py_VISIT(self->ckey);
     Py_VISIT(self->summarise);
+    Py_VISIT(self->s_value);
+    Py_VISIT(self->s_by_type);
+    Py_VISIT(self->s_fast);
+    Py_VISIT(self->s_arg_names);
     Py_VISIT(self->truncate);
     Py_VISIT(self->chain);
     return 0;
@@ -402,6 +490,10 @@ Profiler_clear(Profiler *self)
     Py_CLEAR(self->classify);
     Py_CLEAR(self->ckey);
     Py_CLEAR(self->summarise);
+    Py_CLEAR(self->s_value);
+    Py_CLEAR(self->s_by_type);
+    Py_CLEAR(self->s_fast);
+    Py_CLEAR(self->s_arg_names);
     Py_CLEAR(self->truncate);
     Py_CLEAR(self->chain);
     return 0;
@@ -469,12 +561,13 @@ static PyGetSetDef Profiler_getset[] = {
 
 PyDoc_STRVAR(Profiler_doc,
 "Profiler(events, codes, classify, builtin_key, summarise_frame, truncate, constants, normal_exits,\n"
-"         raise_op, want_c, want_args, cap, chain=None)\n"
+"         raise_op, want_c, want_args, cap, chain=None, summaries=None)\n"
 "--\n\n"
 "The setprofile backend's callback in C: install() it, or call it as profiler(frame, event, arg).\n"
 "constants: a mapping with CALL, RETURN, C_CALL, C_RETURN, TRUNCATED, RESUME, RAISED and\n"
 "RAISED_HERE (tracer.record.events' namespace); normal_exits: the opcodes a return of None may stop\n"
-"at without an unwind; raise_op: RAISE_VARARGS; chain: a profile function fed after this one.");
+"at without an unwind; raise_op: RAISE_VARARGS; chain: a profile function fed after this one;\n"
+"summaries: tracer.record.summary, to summarise arguments here (else summarise_frame is called).");
 
 static PyTypeObject Profiler_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)

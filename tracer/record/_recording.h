@@ -167,6 +167,92 @@ record_event(PyObject *events, PyObject *kind, PyObject *what, long long t, PyOb
     return rc;
 }
 
+/* -- argument summaries ------------------------------------------------------------------------------ */
+
+static PyObject *str_name;  /* "__name__", set by each module's init */
+
+/* summary.summarise(value), without calling Python for the common types:
+ *   fast      summary._fast_by_type (or NULL): type -> a str (every value's summary), a dict (the shared
+ *             {value: summary} its summariser fills: ints, bools, None, short strings) or (name,) for
+ *             "name[len]" (the built-in containers). Each entry comes from the type's own summariser, so
+ *             the text is the one it would give.
+ *   by_type   summary._by_type (or NULL): type -> its summariser, called (an Exception from it gives the
+ *             type's __name__, as summarise does);
+ *   summarise summary.summarise, for a type seen for the first time (it fills both dicts). */
+static PyObject *
+summarise_value(PyObject *summarise, PyObject *by_type, PyObject *fast, PyObject *value)
+{
+    PyObject *kind = (PyObject *)Py_TYPE(value);
+    if (fast != NULL) {
+        PyObject *how = PyDict_GetItemWithError(fast, kind);  /* borrowed */
+        if (how != NULL) {
+            if (PyUnicode_CheckExact(how))
+                return Py_NewRef(how);
+            if (PyDict_CheckExact(how)) {  /* keyed by ints, strs, bools, None: hashing runs no Python */
+                PyObject *text = PyDict_GetItemWithError(how, value);
+                if (text != NULL)
+                    return Py_NewRef(text);
+                if (PyErr_Occurred())
+                    return NULL;
+                /* a value not seen yet: its summariser makes the text and shares it */
+            }
+            else if (PyTuple_CheckExact(how) && PyTuple_GET_SIZE(how) == 1 &&
+                     PyUnicode_Check(PyTuple_GET_ITEM(how, 0))) {
+                Py_ssize_t n = PyObject_Length(value);  /* a built-in container's: cannot fail */
+                if (n < 0)
+                    return NULL;
+                return PyUnicode_FromFormat("%U[%zd]", PyTuple_GET_ITEM(how, 0), n);
+            }
+        }
+        else if (PyErr_Occurred())
+            return NULL;
+    }
+    if (by_type != NULL) {
+        PyObject *fn = PyDict_GetItemWithError(by_type, kind);  /* borrowed */
+        if (fn != NULL) {
+            Py_INCREF(fn);
+            PyObject *text = PyObject_CallOneArg(fn, value);
+            Py_DECREF(fn);
+            if (text != NULL || !PyErr_ExceptionMatches(PyExc_Exception))
+                return text;
+            PyErr_Clear();  /* a property that raised: the type's name, as summarise gives */
+            return PyObject_GetAttr(kind, str_name);
+        }
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    return PyObject_CallOneArg(summarise, value);
+}
+
+/* The argument names of a kept code object, from its table slot (arg_names(code) on first need): a
+ * borrowed tuple, or NULL with an error set. The slot may move while arg_names runs Python code. */
+static PyObject *
+table_arg_names(CodeTable *table, PyObject *code, PyObject *arg_names)
+{
+    CodeSlot *slot = table_find(table, code);
+    if (slot->code != code) {  /* not possible after classification, but cheap to guard */
+        if (table_remember(table, code, 1) < 0)
+            return NULL;
+        slot = table_find(table, code);
+    }
+    if (slot->names == NULL) {
+        PyObject *names = PyObject_CallOneArg(arg_names, code);
+        if (names == NULL)
+            return NULL;
+        if (!PyTuple_Check(names)) {
+            PyErr_Format(PyExc_TypeError, "arg_names must return a tuple, not %.100s", Py_TYPE(names)->tp_name);
+            Py_DECREF(names);
+            return NULL;
+        }
+        slot = table_find(table, code);  /* arg_names ran Python code: the table may have grown */
+        if (slot->names == NULL)
+            slot->names = names;
+        else
+            Py_DECREF(names);
+    }
+    return slot->names;
+}
+
 /* One of the event kinds, from tracer.record.events' namespace. */
 static PyObject *
 lookup_constant(PyObject *constants, const char *name)
