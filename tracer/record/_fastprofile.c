@@ -611,6 +611,7 @@ static PyMethodDef module_methods[] = {
      "install(profiler): make it this thread's profile function, as sys.setprofile would; "
      "sys.setprofile(previous) takes it out."},
     {"perf_counter_ns", perf_counter_ns, METH_NOARGS, "The clock the events are stamped with: time.perf_counter_ns."},
+    BUILD_CALLS_METHOD,
     {NULL},
 };
 

@@ -14,6 +14,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 static inline long long
 now_ns(void)
@@ -264,5 +265,391 @@ lookup_constant(PyObject *constants, const char *name)
     }
     return value;
 }
+
+/* -- building the call tree ------------------------------------------------------------------------- */
+
+/* build_calls(): model._build's loop over the events, for recordings without the aten layer (see
+ * _build_python_events there, which it must match call for call). Calls are made as object.__new__(Call)
+ * makes them and their slots written through the slot descriptors' offsets. */
+
+enum { N_SLOTS = 17 };
+static const char *slot_names[N_SLOTS] = {
+    "name", "module", "relpath", "line", "kind", "_args", "_arg_names", "error", "start_ns",
+    "duration_ns", "children", "parent", "depth", "file", "open", "resumed", "pinned_url"};
+enum { S_NAME, S_MODULE, S_RELPATH, S_LINE, S_KIND, S_ARGS, S_ARG_NAMES, S_ERROR, S_START, S_DURATION,
+       S_CHILDREN, S_PARENT, S_DEPTH, S_FILE, S_OPEN, S_RESUMED, S_PINNED };
+
+typedef struct {
+    PyTypeObject *type;
+    Py_ssize_t off[N_SLOTS];
+    PyObject **stack;   /* open calls or markers, strong references */
+    PyObject **keys;    /* what each opened with, strong references (None for the root) */
+    long *depths;       /* each open call's depth */
+    Py_ssize_t n, cap;
+    PyObject *hidden, *dropped, *raised, *raised_here, *unwound, *empty, *zero;
+} Builder;
+
+#define SLOT(b, obj, i) (*(PyObject **)((char *)(obj) + (b)->off[i]))
+
+static void
+set_slot(Builder *b, PyObject *obj, int i, PyObject *value)
+{
+    PyObject **p = (PyObject **)((char *)obj + b->off[i]);
+    PyObject *old = *p;
+    *p = Py_NewRef(value);
+    Py_XDECREF(old);
+}
+
+static int
+builder_push(Builder *b, PyObject *entry, PyObject *key, long depth)
+{
+    if (b->n == b->cap) {
+        Py_ssize_t cap = b->cap * 2;
+        PyObject **stack = PyMem_Realloc(b->stack, cap * sizeof(PyObject *));
+        if (stack == NULL)
+            return PyErr_NoMemory(), -1;
+        b->stack = stack;
+        PyObject **keys = PyMem_Realloc(b->keys, cap * sizeof(PyObject *));
+        if (keys == NULL)
+            return PyErr_NoMemory(), -1;
+        b->keys = keys;
+        long *depths = PyMem_Realloc(b->depths, cap * sizeof(long));
+        if (depths == NULL)
+            return PyErr_NoMemory(), -1;
+        b->depths = depths;
+        b->cap = cap;
+    }
+    b->stack[b->n] = Py_NewRef(entry);
+    b->keys[b->n] = Py_NewRef(key);
+    b->depths[b->n] = depth;
+    b->n++;
+    return 0;
+}
+
+/* A new call under the innermost open one, pushed; `info` gives name, module, relpath, line, file. */
+static PyObject *
+builder_open(Builder *b, PyObject *key, PyObject *t, PyObject *kind_text, PyObject *name, PyObject *module,
+             PyObject *relpath, PyObject *line, PyObject *file, PyObject *args, PyObject *arg_names, int resumed)
+{
+    PyObject *parent = b->stack[b->n - 1];
+    long depth = b->depths[b->n - 1] + 1;
+    PyObject *call = b->type->tp_alloc(b->type, 0);
+    if (call == NULL)
+        return NULL;
+    PyObject *children = PyList_New(0), *depth_obj = PyLong_FromLong(depth);
+    if (children == NULL || depth_obj == NULL) {
+        Py_XDECREF(children);
+        Py_XDECREF(depth_obj);
+        Py_DECREF(call);
+        return NULL;
+    }
+    set_slot(b, call, S_NAME, name);
+    set_slot(b, call, S_MODULE, module);
+    set_slot(b, call, S_RELPATH, relpath);
+    set_slot(b, call, S_LINE, line);
+    set_slot(b, call, S_FILE, file);
+    set_slot(b, call, S_KIND, kind_text);
+    set_slot(b, call, S_ARGS, args);
+    set_slot(b, call, S_ARG_NAMES, arg_names);
+    set_slot(b, call, S_ERROR, Py_None);
+    set_slot(b, call, S_START, t);
+    set_slot(b, call, S_DURATION, b->zero);
+    set_slot(b, call, S_CHILDREN, children);
+    set_slot(b, call, S_PARENT, parent);
+    set_slot(b, call, S_DEPTH, depth_obj);
+    set_slot(b, call, S_OPEN, Py_False);
+    set_slot(b, call, S_RESUMED, resumed ? Py_True : Py_False);
+    set_slot(b, call, S_PINNED, Py_None);
+    Py_DECREF(children);
+    Py_DECREF(depth_obj);
+    PyObject *siblings = SLOT(b, parent, S_CHILDREN);
+    if (siblings == NULL || !PyList_Check(siblings)) {
+        PyErr_SetString(PyExc_TypeError, "build_calls: an open call has no children list");
+        Py_DECREF(call);
+        return NULL;
+    }
+    if (PyList_Append(siblings, call) < 0 || builder_push(b, call, key, depth) < 0) {
+        Py_DECREF(call);
+        return NULL;
+    }
+    Py_DECREF(call);
+    return call;  /* borrowed: the stack holds it */
+}
+
+static int
+builder_finish(Builder *b, PyObject *call, PyObject *t)
+{
+    PyObject *duration = PyNumber_Subtract(t, SLOT(b, call, S_START));
+    if (duration == NULL)
+        return -1;
+    set_slot(b, call, S_DURATION, duration);
+    Py_DECREF(duration);
+    return 0;
+}
+
+/* The call raised: remember (index, error) for naming an escaped exception, and set its error. */
+static int
+builder_raised(Builder *b, PyObject *call, PyObject *error, Py_ssize_t index)
+{
+    int here = PyObject_RichCompareBool(error, b->raised_here, Py_EQ);
+    if (here < 0)
+        return -1;
+    PyObject *id = PyLong_FromVoidPtr(call);
+    PyObject *entry = Py_BuildValue("(nO)", index, error);
+    int rc = (id == NULL || entry == NULL) ? -1 : PyDict_SetItem(b->unwound, id, entry);
+    Py_XDECREF(id);
+    Py_XDECREF(entry);
+    if (rc < 0)
+        return -1;
+    set_slot(b, call, S_ERROR, here ? b->raised : error);
+    return 0;
+}
+
+static inline int
+is_call(Builder *b, PyObject *entry)
+{
+    return entry != b->hidden && entry != b->dropped;
+}
+
+static void
+builder_pop(Builder *b, PyObject **entry, PyObject **key)
+{
+    b->n--;
+    *entry = b->stack[b->n];  /* the references pass to the caller */
+    *key = b->keys[b->n];
+}
+
+/* A return whose call is not the innermost open one (model._close). */
+static int
+builder_close(Builder *b, PyObject *key, PyObject *t, PyObject *error, Py_ssize_t index)
+{
+    Py_ssize_t i = b->n - 1;
+    while (i >= 0 && b->keys[i] != key)
+        i--;
+    if (i < 0)  /* its call opened before recording started */
+        return 0;
+    while (b->n > 1) {
+        PyObject *entry, *open_key;
+        builder_pop(b, &entry, &open_key);
+        int rc = 0, done = open_key == key;
+        if (is_call(b, entry)) {
+            rc = builder_finish(b, entry, t);
+            if (rc == 0 && done && error != Py_None) {
+                int truth = PyObject_IsTrue(error);
+                rc = truth < 0 ? -1 : truth ? builder_raised(b, entry, error, index) : 0;
+            }
+            if (rc == 0 && !done)
+                set_slot(b, entry, S_OPEN, Py_True);
+        }
+        Py_DECREF(entry);
+        Py_DECREF(open_key);
+        if (rc < 0)
+            return -1;
+        if (done)
+            return 0;
+    }
+    return 0;
+}
+
+static long
+constant_long(PyObject *constants, const char *name)
+{
+    PyObject *value = lookup_constant(constants, name);
+    if (value == NULL)
+        return -1;
+    long v = PyLong_AsLong(value);
+    Py_DECREF(value);
+    return v;
+}
+
+static PyObject *
+build_calls(PyObject *module, PyObject *args)
+{
+    PyObject *events, *root, *call_type, *info_of, *constants, *hidden, *dropped, *python_text, *builtin_text;
+    long depth_limit;
+    if (!PyArg_ParseTuple(args, "O!OO!OOlOOUU:build_calls", &PyList_Type, &events, &root, &PyType_Type,
+                          &call_type, &info_of, &constants, &depth_limit, &hidden, &dropped, &python_text,
+                          &builtin_text))
+        return NULL;
+    Builder b = {0};
+    b.type = (PyTypeObject *)call_type;
+    for (int i = 0; i < N_SLOTS; i++) {
+        PyObject *descr = PyObject_GetAttrString(call_type, slot_names[i]);
+        if (descr == NULL)
+            return NULL;
+        int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                 ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+        if (ok)
+            b.off[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_DECREF(descr);
+        if (!ok)
+            return PyErr_Format(PyExc_TypeError, "build_calls: Call.%s is not a slot", slot_names[i]);
+    }
+    if (!PyObject_TypeCheck(root, b.type))
+        return PyErr_Format(PyExc_TypeError, "build_calls: the root must be a Call");
+    long k_call = constant_long(constants, "CALL"), k_resume = constant_long(constants, "RESUME"),
+         k_return = constant_long(constants, "RETURN"), k_c_call = constant_long(constants, "C_CALL"),
+         k_c_return = constant_long(constants, "C_RETURN"), k_truncated = constant_long(constants, "TRUNCATED");
+    if (PyErr_Occurred())
+        return NULL;
+    b.raised = lookup_constant(constants, "RAISED");
+    b.raised_here = lookup_constant(constants, "RAISED_HERE");
+    b.hidden = hidden;
+    b.dropped = dropped;
+    b.unwound = PyDict_New();
+    b.empty = PyTuple_New(0);
+    b.zero = PyLong_FromLong(0);
+    b.cap = 64;
+    b.stack = PyMem_Malloc(b.cap * sizeof(PyObject *));
+    b.keys = PyMem_Malloc(b.cap * sizeof(PyObject *));
+    b.depths = PyMem_Malloc(b.cap * sizeof(long));
+    CodeTable infos = {0};
+    PyObject *out = NULL;
+    Py_ssize_t n_hidden = 0;
+    int truncated = 0;
+    if (b.raised == NULL || b.raised_here == NULL || b.unwound == NULL || b.empty == NULL || b.zero == NULL)
+        goto done;
+    if (b.stack == NULL || b.keys == NULL || b.depths == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (table_init(&infos) < 0 || builder_push(&b, root, Py_None, 0) < 0)
+        goto done;
+
+    Py_ssize_t n_events = PyList_GET_SIZE(events);
+    for (Py_ssize_t index = 0; index < n_events; index++) {
+        PyObject *event = PyList_GET_ITEM(events, index);
+        if (!PyTuple_Check(event) || PyTuple_GET_SIZE(event) != 4) {
+            PyErr_SetString(PyExc_TypeError, "build_calls: an event is a 4-tuple");
+            goto done;
+        }
+        long kind = PyLong_AsLong(PyTuple_GET_ITEM(event, 0));
+        if (kind == -1 && PyErr_Occurred())
+            goto done;
+        PyObject *what = PyTuple_GET_ITEM(event, 1), *t = PyTuple_GET_ITEM(event, 2), *extra = PyTuple_GET_ITEM(event, 3);
+        PyObject *parent = b.stack[b.n - 1];
+        long parent_depth = b.depths[b.n - 1];
+        if (kind == k_call || kind == k_resume) {
+            CodeSlot *slot = table_find(&infos, what);
+            if (slot->code != what) {
+                PyObject *info = PyObject_CallOneArg(info_of, what);
+                if (info == NULL)
+                    goto done;
+                if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 7) {
+                    Py_DECREF(info);
+                    PyErr_SetString(PyExc_TypeError, "build_calls: info_of(code) must give a 7-tuple");
+                    goto done;
+                }
+                if (table_remember(&infos, what, 1) < 0) {
+                    Py_DECREF(info);
+                    goto done;
+                }
+                slot = table_find(&infos, what);
+                slot->names = info;
+            }
+            PyObject *info = slot->names;
+            int plumbing = PyObject_IsTrue(PyTuple_GET_ITEM(info, 6));
+            if (plumbing < 0)
+                goto done;
+            if (plumbing || parent == dropped) {
+                if (builder_push(&b, dropped, what, 0) < 0)
+                    goto done;
+                continue;
+            }
+            if (parent == hidden || (depth_limit >= 0 && parent_depth >= depth_limit)) {
+                if (builder_push(&b, hidden, what, 0) < 0)
+                    goto done;
+                n_hidden++;
+                continue;
+            }
+            PyObject *call_args = extra == Py_None ? b.empty : extra;
+            PyObject *call_names = extra == Py_None ? b.empty : PyTuple_GET_ITEM(info, 5);
+            if (builder_open(&b, what, t, python_text, PyTuple_GET_ITEM(info, 0), PyTuple_GET_ITEM(info, 1),
+                             PyTuple_GET_ITEM(info, 2), PyTuple_GET_ITEM(info, 3), PyTuple_GET_ITEM(info, 4),
+                             call_args, call_names, kind == k_resume) == NULL)
+                goto done;
+        }
+        else if (kind == k_return || kind == k_c_return) {
+            if (b.keys[b.n - 1] == what && what != Py_None) {
+                PyObject *entry, *key;
+                builder_pop(&b, &entry, &key);
+                int rc = 0;
+                if (is_call(&b, entry)) {
+                    rc = builder_finish(&b, entry, t);
+                    if (rc == 0 && extra != Py_None) {
+                        int truth = PyObject_IsTrue(extra);
+                        rc = truth < 0 ? -1 : truth ? builder_raised(&b, entry, extra, index) : 0;
+                    }
+                }
+                Py_DECREF(entry);
+                Py_DECREF(key);
+                if (rc < 0)
+                    goto done;
+            }
+            else if (builder_close(&b, what, t, extra, index) < 0)
+                goto done;
+        }
+        else if (kind == k_c_call) {
+            if (parent == dropped) {
+                if (builder_push(&b, dropped, what, 0) < 0)
+                    goto done;
+                continue;
+            }
+            if (parent == hidden || (depth_limit >= 0 && parent_depth >= depth_limit)) {
+                if (builder_push(&b, hidden, what, 0) < 0)
+                    goto done;
+                n_hidden++;
+                continue;
+            }
+            if (!PyTuple_Check(what) || PyTuple_GET_SIZE(what) != 2) {
+                PyErr_SetString(PyExc_TypeError, "build_calls: a C call's key is (module, name)");
+                goto done;
+            }
+            if (builder_open(&b, what, t, builtin_text, PyTuple_GET_ITEM(what, 1), PyTuple_GET_ITEM(what, 0),
+                             Py_None, Py_None, Py_None, b.empty, b.empty, 0) == NULL)
+                goto done;
+        }
+        else if (kind == k_truncated) {
+            truncated = 1;
+            break;
+        }
+        else {
+            PyErr_Format(PyExc_ValueError, "build_calls: event kind %ld (the aten layer's?) is built in Python", kind);
+            goto done;
+        }
+    }
+    PyObject *stack = PyList_New(b.n), *keys = PyList_New(b.n);
+    if (stack == NULL || keys == NULL) {
+        Py_XDECREF(stack);
+        Py_XDECREF(keys);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < b.n; i++) {
+        PyList_SET_ITEM(stack, i, Py_NewRef(b.stack[i]));
+        PyList_SET_ITEM(keys, i, Py_NewRef(b.keys[i]));
+    }
+    out = Py_BuildValue("(NNnOO)", stack, keys, n_hidden, b.unwound, truncated ? Py_True : Py_False);
+done:
+    for (Py_ssize_t i = 0; i < b.n; i++) {
+        Py_DECREF(b.stack[i]);
+        Py_DECREF(b.keys[i]);
+    }
+    PyMem_Free(b.stack);
+    PyMem_Free(b.keys);
+    PyMem_Free(b.depths);
+    if (infos.slots != NULL)
+        table_free(&infos);
+    Py_XDECREF(b.raised);
+    Py_XDECREF(b.raised_here);
+    Py_XDECREF(b.unwound);
+    Py_XDECREF(b.empty);
+    Py_XDECREF(b.zero);
+    return out;
+}
+
+#define BUILD_CALLS_METHOD \
+    {"build_calls", build_calls, METH_VARARGS, \
+     "build_calls(events, root, Call, info_of, constants, depth_limit, hidden, dropped, 'python', 'builtin')" \
+     " -> (stack, keys, hidden, unwound, truncated): model._build's loop, for recordings without the aten layer."}
 
 #endif

@@ -1,0 +1,78 @@
+"""The tree is built by one loop written twice, in C (beside the C callbacks) and in Python: both give
+the same tree, call for call, from the same recording."""
+
+import pytest
+
+from tracer import model
+from tracer.record import Recording
+
+pytestmark = pytest.mark.skipif(not model.USE_C_BUILD and getattr(model._fast, "build_calls", None) is None,
+                                reason="the C builder is not built here")
+
+
+def snapshot(root, meta):
+    rows = [(c.name, c.module, c.relpath, c.line, c.file, c.kind, c.args, c.error, c.start_ns, c.duration_ns,
+             c.depth, c.open, c.resumed, c.pinned_url, len(c.children), c.parent.name if c.parent else None)
+            for c in root.walk()]
+    meta = {k: v for k, v in meta.items() if k != "recorded_at"}
+    return rows, meta
+
+
+def both(monkeypatch, rec, exc_type=None):
+    out = []
+    for use_c in (True, False):
+        monkeypatch.setattr(model, "USE_C_BUILD", use_c)
+        out.append(snapshot(*model.build(rec, exc_type)))
+    return out
+
+
+def record(sample, run, **options):
+    rec = Recording(include=("sample",), **options)
+    rec.start()
+    error = None
+    try:
+        run(sample)
+    except ValueError as e:
+        error = type(e)
+    finally:
+        rec.stop()
+    return rec, error
+
+
+def everything(sample):
+    sample.outer(3)
+    list(sample.gen(3))
+    sample.catches()
+    sample.recurse(6)
+    sample.echo(1, "two", key=3.0)
+    sample.Shape(4).area()
+    sample.tally(["a", "b", "a"])
+    sample.via_other(2)
+    try:
+        sample.boom()
+    except ValueError:
+        pass
+    g = sample.gen(5)
+    next(g)  # left open when the block ends
+
+
+@pytest.mark.parametrize("options", [dict(), dict(args=False), dict(layers=("python", "builtin")),
+                                     dict(depth=2), dict(depth=0), dict(max_events=25),
+                                     dict(layers=("python", "builtin"), max_events=40)],
+                         ids=["args", "no-args", "builtin", "depth-2", "depth-0", "truncated", "builtin-truncated"])
+def test_c_and_python_builders_give_the_same_tree(sample, monkeypatch, options):
+    rec, _ = record(sample, everything, **options)
+    c, python = both(monkeypatch, rec)
+    assert c == python
+    assert len(c[0]) > 1 or c[1]["hidden_below_depth"] > 0
+
+
+def test_the_same_tree_when_an_exception_leaves_the_block(sample, monkeypatch):
+    def escapes(sample):
+        sample.outer(2)
+        sample.boom()
+    rec, error = record(sample, escapes)
+    assert error is ValueError
+    c, python = both(monkeypatch, rec, error)
+    assert c == python
+    assert any(row[7] == "ValueError" for row in c[0])
