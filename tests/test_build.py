@@ -1,6 +1,8 @@
 """The tree is built by one loop written twice, in C (beside the C callbacks) and in Python: both give
 the same tree, call for call, from the same recording."""
 
+import importlib.util
+
 import pytest
 
 from tracer import model
@@ -76,3 +78,25 @@ def test_the_same_tree_when_an_exception_leaves_the_block(sample, monkeypatch):
     c, python = both(monkeypatch, rec, error)
     assert c == python
     assert any(row[7] == "ValueError" for row in c[0])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the aten layer needs torch")
+@pytest.mark.parametrize("layers", [("aten",), ("python", "aten"), ("python", "builtin", "aten")])
+def test_the_same_tree_with_operators(monkeypatch, layers):
+    import torch
+
+    layer = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.ReLU())
+    rec = Recording(layers=layers, include=("torch",))
+    rec.start()
+    try:
+        layer(torch.randn(5, 3)).sum().backward()
+        torch.ones(2).add_(1, alpha=2)  # a keyword argument: the summaries are a dict
+        try:
+            torch.ones(2) @ torch.ones(3)
+        except RuntimeError:
+            pass
+    finally:
+        rec.stop()
+    c, python = both(monkeypatch, rec)
+    assert c == python
+    assert any(row[5] == "aten" for row in c[0])

@@ -277,10 +277,13 @@ def _build(rec, exc_type):
     def info_of(code):  # (name, module, relpath, line, file, parameter names, plumbing)
         return _python_info(code, modules.get(id(code)), id(code) in machinery, qualnames)
 
-    if USE_C_BUILD and "aten" not in rec.layers:
+    def aten_info_of(op):  # (name, namespace, relpath, line, parameter names)
+        return (*_aten_info(op), operator_argument_names(op))
+
+    if USE_C_BUILD:
         stack, keys, hidden, unwound, truncated = _fast.build_calls(
-            events, root, Call, info_of, vars(_events), -1 if rec.depth is None else rec.depth, _HIDDEN, _DROPPED,
-            "python", "builtin")
+            events, root, Call, info_of, aten_info_of, vars(_events), -1 if rec.depth is None else rec.depth,
+            _HIDDEN, _DROPPED, "python", "builtin", "aten")
     else:
         stack, keys, hidden, unwound, truncated = _build_events(events, root, info_of, rec.depth)
     truncated_at = None
@@ -301,7 +304,7 @@ def _build(rec, exc_type):
 def _build_events(events, root, info_of, depth_limit):
     """The tree under `root` from the events: (the stack of calls still open, their keys, the number of calls
     hidden below the depth limit, {id(call): (event index, error)} of the calls that raised, whether the
-    recording was truncated). build_calls in _recording.h is this loop in C, for events without the aten layer."""
+    recording was truncated). build_calls in _recording.h is this loop in C."""
     # One pass, kept tight (it runs once per event): calls are made without __init__ (every slot is set
     # here, as Call.__init__ sets it), and a return that closes the innermost open call is handled inline.
     python_info: dict = {}  # id(code) -> info_of(code)

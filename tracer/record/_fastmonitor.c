@@ -618,6 +618,7 @@ perf_counter_ns(PyObject *module, PyObject *unused)
 static PyMethodDef module_methods[] = {
     {"perf_counter_ns", perf_counter_ns, METH_NOARGS, "The clock the events are stamped with: time.perf_counter_ns."},
     BUILD_CALLS_METHOD,
+    SUMMARISE_VALUES_METHOD,
     {NULL},
 };
 

@@ -612,6 +612,7 @@ static PyMethodDef module_methods[] = {
      "sys.setprofile(previous) takes it out."},
     {"perf_counter_ns", perf_counter_ns, METH_NOARGS, "The clock the events are stamped with: time.perf_counter_ns."},
     BUILD_CALLS_METHOD,
+    SUMMARISE_VALUES_METHOD,
     {NULL},
 };
 

@@ -172,11 +172,154 @@ record_event(PyObject *events, PyObject *kind, PyObject *what, long long t, PyOb
 
 static PyObject *str_name;  /* "__name__", set by each module's init */
 
+/* -- tensors: the summary by (dtype, shape, device, requires_grad, type), read each call ---------------- */
+
+/* An attribute of a tensor read through its getset descriptor's getter, as PyObject_GetAttr would
+ * (a getset is a data descriptor: no instance __dict__ comes first) without the generic lookup. */
+static PyObject *
+tensor_attr(PyObject *obj, PyObject *name)
+{
+    if (Py_TYPE(obj)->tp_getattro == PyObject_GenericGetAttr) {
+        PyObject *descr = _PyType_Lookup(Py_TYPE(obj), name);  /* borrowed, from the type's cache */
+        if (descr != NULL && Py_IS_TYPE(descr, &PyGetSetDescr_Type)) {
+            PyGetSetDef *gs = ((PyGetSetDescrObject *)descr)->d_getset;
+            if (gs->get != NULL)
+                return gs->get(obj, gs->closure);
+        }
+    }
+    return PyObject_GetAttr(obj, name);
+}
+
+enum { TENSOR_DIMS = 8, TENSOR_SLOTS = 1024 };
+
+/* One remembered summary; direct-mapped by the hash of its key (a collision replaces the entry). The
+ * key is read from the tensor at every call: only the text is remembered, never the tensor. */
+typedef struct {
+    PyObject *text;    /* NULL for an empty entry */
+    PyObject *dtype, *type, *device;  /* device NULL for a CPU tensor */
+    Py_hash_t hash;
+    int requires_grad, ndim;
+    Py_ssize_t dims[TENSOR_DIMS];
+} TensorEntry;
+
+static TensorEntry tensor_entries[TENSOR_SLOTS];
+static PyObject *str_dtype, *str_shape, *str_device, *str_requires_grad, *str_is_cpu;
+
+static int
+tensor_names_init(void)
+{
+    if (str_dtype != NULL)
+        return 0;
+    str_dtype = PyUnicode_InternFromString("dtype");
+    str_shape = PyUnicode_InternFromString("shape");
+    str_device = PyUnicode_InternFromString("device");
+    str_requires_grad = PyUnicode_InternFromString("requires_grad");
+    str_is_cpu = PyUnicode_InternFromString("is_cpu");
+    return (str_dtype && str_shape && str_device && str_requires_grad && str_is_cpu) ? 0 : -1;
+}
+
+/* The summary of a plain Tensor or Parameter: `make(value)` (summary._tensor) for a key not seen yet, or
+ * wherever reading the key is not plain (a symbolic shape, more than TENSOR_DIMS dimensions, an error). */
+static PyObject *
+summarise_tensor(PyObject *value, PyObject *make)
+{
+    PyObject *dtype = NULL, *shape = NULL, *is_cpu = NULL, *grad = NULL, *device = NULL, *text = NULL;
+    Py_ssize_t dims[TENSOR_DIMS];
+    if (tensor_names_init() < 0)
+        return NULL;
+    if ((dtype = tensor_attr(value, str_dtype)) == NULL || (shape = tensor_attr(value, str_shape)) == NULL ||
+            (is_cpu = tensor_attr(value, str_is_cpu)) == NULL || (grad = tensor_attr(value, str_requires_grad)) == NULL)
+        goto slow;
+    if (!PyTuple_Check(shape) || PyTuple_GET_SIZE(shape) > TENSOR_DIMS || !PyBool_Check(grad) || !PyBool_Check(is_cpu))
+        goto slow;
+    int ndim = (int)PyTuple_GET_SIZE(shape), requires_grad = grad == Py_True;
+    Py_uhash_t h = (Py_uhash_t)(uintptr_t)dtype * 31u + (Py_uhash_t)(uintptr_t)Py_TYPE(value);
+    h = h * 1000003u + (Py_uhash_t)requires_grad * 7u + (Py_uhash_t)ndim;
+    for (int i = 0; i < ndim; i++) {
+        PyObject *dim = PyTuple_GET_ITEM(shape, i);
+        if (!PyLong_CheckExact(dim))
+            goto slow;
+        dims[i] = PyLong_AsSsize_t(dim);
+        if (dims[i] == -1 && PyErr_Occurred())
+            goto slow;
+        h = h * 1000003u ^ (Py_uhash_t)dims[i];
+    }
+    if (is_cpu != Py_True) {
+        if ((device = tensor_attr(value, str_device)) == NULL)
+            goto slow;
+        Py_hash_t dh = PyObject_Hash(device);
+        if (dh == -1)
+            goto slow;
+        h = h * 1000003u ^ (Py_uhash_t)dh;
+    }
+    TensorEntry *e = &tensor_entries[(h ^ (h >> 17)) & (TENSOR_SLOTS - 1)];
+    if (e->text != NULL && e->hash == (Py_hash_t)h && e->dtype == dtype && e->type == (PyObject *)Py_TYPE(value) &&
+            e->requires_grad == requires_grad && e->ndim == ndim &&
+            memcmp(e->dims, dims, sizeof(Py_ssize_t) * ndim) == 0 && (e->device == NULL) == (device == NULL)) {
+        int same = device == NULL ? 1 : PyObject_RichCompareBool(e->device, device, Py_EQ);
+        if (same < 0)
+            goto slow;
+        if (same) {
+            text = Py_NewRef(e->text);
+            goto done;
+        }
+    }
+    text = PyObject_CallOneArg(make, value);
+    if (text == NULL || !PyUnicode_Check(text))
+        goto done;
+    /* remember it: the entry's old references go, the new key's are taken */
+    Py_XDECREF(e->text);
+    Py_XDECREF(e->dtype);
+    Py_XDECREF(e->type);
+    Py_XDECREF(e->device);
+    e->text = Py_NewRef(text);
+    e->dtype = Py_NewRef(dtype);
+    e->type = Py_NewRef((PyObject *)Py_TYPE(value));
+    e->device = Py_XNewRef(device);
+    e->hash = (Py_hash_t)h;
+    e->requires_grad = requires_grad;
+    e->ndim = ndim;
+    memcpy(e->dims, dims, sizeof(Py_ssize_t) * ndim);
+    goto done;
+slow:
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            goto done;
+        PyErr_Clear();
+    }
+    text = PyObject_CallOneArg(make, value);  /* it handles a tensor whose attributes raise */
+done:
+    Py_XDECREF(dtype);
+    Py_XDECREF(shape);
+    Py_XDECREF(is_cpu);
+    Py_XDECREF(grad);
+    Py_XDECREF(device);
+    return text;
+}
+
+/* "name[n]" for a built-in container; the short ones made once (formatting costs more than the rest). */
+enum { SIZED_KINDS = 5, SIZED_SHORT = 32 };
+static PyObject *sized_texts[SIZED_KINDS][SIZED_SHORT];
+
+static PyObject *
+sized_text(PyTypeObject *type, PyObject *name, Py_ssize_t n)
+{
+    int kind = type == &PyList_Type ? 0 : type == &PyTuple_Type ? 1 : type == &PyDict_Type ? 2 :
+               type == &PySet_Type ? 3 : type == &PyFrozenSet_Type ? 4 : -1;
+    if (kind < 0 || n >= SIZED_SHORT)
+        return PyUnicode_FromFormat("%U[%zd]", name, n);
+    PyObject **slot = &sized_texts[kind][n];
+    if (*slot == NULL && (*slot = PyUnicode_FromFormat("%U[%zd]", name, n)) == NULL)
+        return NULL;
+    return Py_NewRef(*slot);
+}
+
 /* summary.summarise(value), without calling Python for the common types:
  *   fast      summary._fast_by_type (or NULL): type -> a str (every value's summary), a dict (the shared
- *             {value: summary} its summariser fills: ints, bools, None, short strings) or (name,) for
- *             "name[len]" (the built-in containers). Each entry comes from the type's own summariser, so
- *             the text is the one it would give.
+ *             {value: summary} its summariser fills: ints, bools, None, short strings), (name,) for
+ *             "name[len]" (the built-in containers) or (None, summary._tensor) for a plain tensor (see
+ *             summarise_tensor). Each entry comes from the type's own summariser, so the text is the one
+ *             it would give.
  *   by_type   summary._by_type (or NULL): type -> its summariser, called (an Exception from it gives the
  *             type's __name__, as summarise does);
  *   summarise summary.summarise, for a type seen for the first time (it fills both dicts). */
@@ -197,12 +340,14 @@ summarise_value(PyObject *summarise, PyObject *by_type, PyObject *fast, PyObject
                     return NULL;
                 /* a value not seen yet: its summariser makes the text and shares it */
             }
+            else if (PyTuple_CheckExact(how) && PyTuple_GET_SIZE(how) == 2 && PyTuple_GET_ITEM(how, 0) == Py_None)
+                return summarise_tensor(value, PyTuple_GET_ITEM(how, 1));  /* (None, summary._tensor) */
             else if (PyTuple_CheckExact(how) && PyTuple_GET_SIZE(how) == 1 &&
                      PyUnicode_Check(PyTuple_GET_ITEM(how, 0))) {
                 Py_ssize_t n = PyObject_Length(value);  /* a built-in container's: cannot fail */
                 if (n < 0)
                     return NULL;
-                return PyUnicode_FromFormat("%U[%zd]", PyTuple_GET_ITEM(how, 0), n);
+                return sized_text(Py_TYPE(value), PyTuple_GET_ITEM(how, 0), n);
             }
         }
         else if (PyErr_Occurred())
@@ -223,6 +368,30 @@ summarise_value(PyObject *summarise, PyObject *by_type, PyObject *fast, PyObject
             return NULL;
     }
     return PyObject_CallOneArg(summarise, value);
+}
+
+/* summarise_values(values, summarise, by_type, fast) -> a tuple of summarise_value of each: the aten
+ * layer's positional arguments. */
+static PyObject *
+summarise_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyTuple_Check(args[0]) || !PyDict_Check(args[2]) || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "summarise_values(values: tuple, summarise, by_type: dict, fast: dict)");
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(args[0]);
+    PyObject *out = PyTuple_New(n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *text = summarise_value(args[1], args[2], args[3], PyTuple_GET_ITEM(args[0], i));
+        if (text == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, text);
+    }
+    return out;
 }
 
 /* The argument names of a kept code object, from its table slot (arg_names(code) on first need): a
@@ -268,8 +437,7 @@ lookup_constant(PyObject *constants, const char *name)
 
 /* -- building the call tree ------------------------------------------------------------------------- */
 
-/* build_calls(): model._build's loop over the events, for recordings without the aten layer (see
- * _build_python_events there, which it must match call for call). Calls are made as object.__new__(Call)
+/* build_calls(): model._build_events' loop over the events, which it must match call for call. Calls are made as object.__new__(Call)
  * makes them and their slots written through the slot descriptors' offsets. */
 
 enum { N_SLOTS = 17 };
@@ -465,11 +633,12 @@ constant_long(PyObject *constants, const char *name)
 static PyObject *
 build_calls(PyObject *module, PyObject *args)
 {
-    PyObject *events, *root, *call_type, *info_of, *constants, *hidden, *dropped, *python_text, *builtin_text;
+    PyObject *events, *root, *call_type, *info_of, *aten_info_of, *constants, *hidden, *dropped;
+    PyObject *python_text, *builtin_text, *aten_text;
     long depth_limit;
-    if (!PyArg_ParseTuple(args, "O!OO!OOlOOUU:build_calls", &PyList_Type, &events, &root, &PyType_Type,
-                          &call_type, &info_of, &constants, &depth_limit, &hidden, &dropped, &python_text,
-                          &builtin_text))
+    if (!PyArg_ParseTuple(args, "O!OO!OOOlOOUUU:build_calls", &PyList_Type, &events, &root, &PyType_Type,
+                          &call_type, &info_of, &aten_info_of, &constants, &depth_limit, &hidden, &dropped,
+                          &python_text, &builtin_text, &aten_text))
         return NULL;
     Builder b = {0};
     b.type = (PyTypeObject *)call_type;
@@ -489,7 +658,8 @@ build_calls(PyObject *module, PyObject *args)
         return PyErr_Format(PyExc_TypeError, "build_calls: the root must be a Call");
     long k_call = constant_long(constants, "CALL"), k_resume = constant_long(constants, "RESUME"),
          k_return = constant_long(constants, "RETURN"), k_c_call = constant_long(constants, "C_CALL"),
-         k_c_return = constant_long(constants, "C_RETURN"), k_truncated = constant_long(constants, "TRUNCATED");
+         k_c_return = constant_long(constants, "C_RETURN"), k_truncated = constant_long(constants, "TRUNCATED"),
+         k_aten_call = constant_long(constants, "ATEN_CALL"), k_aten_return = constant_long(constants, "ATEN_RETURN");
     if (PyErr_Occurred())
         return NULL;
     b.raised = lookup_constant(constants, "RAISED");
@@ -503,9 +673,9 @@ build_calls(PyObject *module, PyObject *args)
     b.stack = PyMem_Malloc(b.cap * sizeof(PyObject *));
     b.keys = PyMem_Malloc(b.cap * sizeof(PyObject *));
     b.depths = PyMem_Malloc(b.cap * sizeof(long));
-    CodeTable infos = {0};
+    CodeTable infos = {0}, aten_infos = {0};
     PyObject *out = NULL;
-    Py_ssize_t n_hidden = 0;
+    Py_ssize_t n_hidden = 0, in_aten = 0;  /* in_aten: inside an operator, the dispatcher's Python is skipped */
     int truncated = 0;
     if (b.raised == NULL || b.raised_here == NULL || b.unwound == NULL || b.empty == NULL || b.zero == NULL)
         goto done;
@@ -513,7 +683,7 @@ build_calls(PyObject *module, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    if (table_init(&infos) < 0 || builder_push(&b, root, Py_None, 0) < 0)
+    if (table_init(&infos) < 0 || table_init(&aten_infos) < 0 || builder_push(&b, root, Py_None, 0) < 0)
         goto done;
 
     Py_ssize_t n_events = PyList_GET_SIZE(events);
@@ -529,6 +699,8 @@ build_calls(PyObject *module, PyObject *args)
         PyObject *what = PyTuple_GET_ITEM(event, 1), *t = PyTuple_GET_ITEM(event, 2), *extra = PyTuple_GET_ITEM(event, 3);
         PyObject *parent = b.stack[b.n - 1];
         long parent_depth = b.depths[b.n - 1];
+        if (in_aten && kind != k_aten_call && kind != k_aten_return && kind != k_truncated)
+            continue;
         if (kind == k_call || kind == k_resume) {
             CodeSlot *slot = table_find(&infos, what);
             if (slot->code != what) {
@@ -609,12 +781,71 @@ build_calls(PyObject *module, PyObject *args)
                              Py_None, Py_None, Py_None, b.empty, b.empty, 0) == NULL)
                 goto done;
         }
+        else if (kind == k_aten_call) {
+            if (in_aten++ > 0)
+                continue;
+            if (parent == dropped) {
+                if (builder_push(&b, dropped, what, 0) < 0)
+                    goto done;
+                continue;
+            }
+            if (parent == hidden || (depth_limit >= 0 && parent_depth >= depth_limit)) {
+                if (builder_push(&b, hidden, what, 0) < 0)
+                    goto done;
+                n_hidden++;
+                continue;
+            }
+            CodeSlot *slot = table_find(&aten_infos, what);
+            if (slot->code != what) {
+                PyObject *info = PyObject_CallOneArg(aten_info_of, what);
+                if (info == NULL)
+                    goto done;
+                if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 5) {
+                    Py_DECREF(info);
+                    PyErr_SetString(PyExc_TypeError, "build_calls: aten_info_of(op) must give a 5-tuple");
+                    goto done;
+                }
+                if (table_remember(&aten_infos, what, 1) < 0) {
+                    Py_DECREF(info);
+                    goto done;
+                }
+                slot = table_find(&aten_infos, what);
+                slot->names = info;
+            }
+            PyObject *info = slot->names;
+            /* Call(name, namespace, relpath, line, "aten", extra, ...): positional summaries keep the
+             * schema's names beside them; a dict (or nothing) is the args itself */
+            PyObject *call_args, *call_names;
+            if (PyTuple_CheckExact(extra)) {
+                call_args = Py_NewRef(extra);
+                call_names = PyTuple_GET_ITEM(info, 4);
+            }
+            else {
+                int truth = PyObject_IsTrue(extra);
+                if (truth < 0)
+                    goto done;
+                call_args = truth ? Py_NewRef(extra) : PyDict_New();
+                call_names = Py_None;
+                if (call_args == NULL)
+                    goto done;
+            }
+            PyObject *opened = builder_open(&b, what, t, aten_text, PyTuple_GET_ITEM(info, 0), PyTuple_GET_ITEM(info, 1),
+                                            PyTuple_GET_ITEM(info, 2), PyTuple_GET_ITEM(info, 3), Py_None,
+                                            call_args, call_names, 0);
+            Py_DECREF(call_args);
+            if (opened == NULL)
+                goto done;
+        }
+        else if (kind == k_aten_return) {
+            if (--in_aten == 0 && builder_close(&b, what, t, extra, index) < 0)
+                goto done;
+        }
         else if (kind == k_truncated) {
             truncated = 1;
             break;
         }
         else {
-            PyErr_Format(PyExc_ValueError, "build_calls: event kind %ld (the aten layer's?) is built in Python", kind);
+            PyErr_Format(PyExc_ValueError, "build_calls: unknown event kind %ld", kind);
             goto done;
         }
     }
@@ -639,6 +870,8 @@ done:
     PyMem_Free(b.depths);
     if (infos.slots != NULL)
         table_free(&infos);
+    if (aten_infos.slots != NULL)
+        table_free(&aten_infos);
     Py_XDECREF(b.raised);
     Py_XDECREF(b.raised_here);
     Py_XDECREF(b.unwound);
@@ -647,9 +880,13 @@ done:
     return out;
 }
 
+#define SUMMARISE_VALUES_METHOD \
+    {"summarise_values", (PyCFunction)(void (*)(void))summarise_values, METH_FASTCALL, \
+     "summarise_values(values, summarise, by_type, fast) -> tuple: each value's summary, as summary.summarise gives it."}
+
 #define BUILD_CALLS_METHOD \
     {"build_calls", build_calls, METH_VARARGS, \
-     "build_calls(events, root, Call, info_of, constants, depth_limit, hidden, dropped, 'python', 'builtin')" \
-     " -> (stack, keys, hidden, unwound, truncated): model._build's loop, for recordings without the aten layer."}
+     "build_calls(events, root, Call, info_of, aten_info_of, constants, depth_limit, hidden, dropped, 'python', " \
+     "'builtin', 'aten') -> (stack, keys, hidden, unwound, truncated): model._build_events' loop."}
 
 #endif

@@ -114,6 +114,11 @@ def _tensor(value) -> str:
     return text
 
 
+# The C callbacks read the same key through the tensor's getters and remember texts by it (summarise_tensor
+# in _recording.h), calling _tensor for a key they have not seen.
+_tensor.fast = (None, _tensor)
+
+
 def _tensor_text(dtype, shape, device, requires_grad, kind) -> str:
     dtype = str(dtype).rpartition(".")[2]
     text = f"{_DTYPES.get(dtype, dtype)}[{', '.join(map(str, shape))}] {device}"
