@@ -131,3 +131,61 @@ def test_c_and_python_callbacks_summarise_tensors_alike(monkeypatch, name):
     assert texts[0] == texts[1]
     assert [c[1]["input"] for c in texts[0] if c[0] == "relu"][-3:] == [
         "Parameter f32[4] cpu requires_grad", "f32[3, 2] cpu", "bf16[2, 3] cpu"]
+
+
+SHAPES = '''
+def cell_arg(a, b=2):
+    def inner():
+        return a + b  # a and b are cells of cell_arg
+    return inner()
+
+
+def every_kind(p, /, q, *args, r, s=4, **kwargs):
+    return p
+
+
+def late_local(x):
+    y = x + 1  # a local bound after the call starts: not an argument
+    return y
+
+
+def gen(n):
+    for i in range(n):
+        yield i
+
+
+class K:
+    def method(self, v):
+        return (lambda w: w)(v)
+'''
+
+
+@pytest.mark.parametrize("name", [n for n in C_MODULES if _BUILT[n] and (n == "setprofile" or sys.version_info >= (3, 12))])
+def test_c_and_python_callbacks_read_every_kind_of_argument_alike(tmp_path, monkeypatch, name):
+    (tmp_path / "argkinds.py").write_text(SHAPES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("argkinds", None)
+    import argkinds
+
+    def run():
+        argkinds.cell_arg(1)
+        argkinds.cell_arg("x", b="y")
+        argkinds.every_kind(1, 2, 3, 4, r=5, t=6)
+        argkinds.every_kind(1, q=2, r=[1])
+        argkinds.late_local(3)
+        list(argkinds.gen(2))
+        argkinds.K().method(None)
+
+    seen = []
+    for use_c in (True, False):
+        monkeypatch.setattr(C_MODULES[name], "USE_C", use_c)
+        with tracer.trace(include=("argkinds",), backend=name) as t:
+            run()
+        seen.append([(c.name, c.args) for c in t.calls])
+    sys.modules.pop("argkinds", None)
+    assert seen[0] == seen[1]
+    args = dict(seen[0][:1])
+    assert args["cell_arg"] == {"a": "1", "b": "2"}
+    assert ("every_kind", {"p": "1", "q": "2", "args": "tuple[2]", "r": "5", "s": "4", "kwargs": "dict[1]"}) in seen[0]
+    assert ("late_local", {"x": "3"}) in seen[0]
+    assert ("cell_arg", {"a": "'x'", "b": "'y'"}) in seen[0]

@@ -37,6 +37,14 @@
 #include <Python.h>
 #include "_recording.h"
 #include <frameobject.h>
+#if PY_VERSION_HEX >= 0x030B0000
+/* 3.11's frame layout, to read a starting frame's arguments without building its f_locals dict (which
+ * raises and clears a KeyError for every local not bound yet): see frame_argument. */
+#define Py_BUILD_CORE 1
+#include <internal/pycore_frame.h>
+#include <internal/pycore_code.h>
+#undef Py_BUILD_CORE
+#endif
 
 #if PY_VERSION_HEX < 0x030A0000 || PY_VERSION_HEX >= 0x030C0000
 #error "_fastprofile is for Python 3.10 and 3.11: 3.12+ record with sys.monitoring"
@@ -152,8 +160,23 @@ frame_lasti(PyFrameObject *frame)
 
 /* -- argument summaries ----------------------------------------------------------------------------- */
 
+#if PY_VERSION_HEX >= 0x030B0000
+/* The value of argument `i` of a frame at its 'call' event (a borrowed reference, NULL if unbound), as
+ * f_locals would give it: the arguments are the first fast locals, in the order of co_varnames, and
+ * MAKE_CELL has already run (it comes before RESUME, where the event is), so a cell argument's value
+ * is in its cell. */
+static PyObject *
+frame_argument(struct _PyInterpreterFrame *f, PyCodeObject *code, Py_ssize_t i)
+{
+    PyObject *value = f->localsplus[i];
+    if (value != NULL && (_PyLocals_GetKind(code->co_localspluskinds, (int)i) & CO_FAST_CELL) && PyCell_Check(value))
+        value = PyCell_GET(value);
+    return value;
+}
+#endif
+
 /* summarise_frame(code, frame.f_locals) done here: a tuple of summaries in the order of the argument
- * names, None for an unbound one. No locals are built for a function without parameters. */
+ * names, None for an unbound one. No locals are built for a function without parameters, nor on 3.11. */
 static PyObject *
 summarise_locals(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
 {
@@ -165,6 +188,32 @@ summarise_locals(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
         return PyTuple_New(0);
     Py_INCREF(names);
 #if PY_VERSION_HEX >= 0x030B0000
+    struct _PyInterpreterFrame *f = frame->f_frame;
+    if (f != NULL && f->f_code == code && n <= code->co_argcount + code->co_kwonlyargcount + 2 &&
+            n <= code->co_nlocalsplus) {
+        PyObject *out = PyTuple_New(n);
+        if (out == NULL)
+            goto direct_done;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *value = frame_argument(f, code, i), *text;
+            if (value == NULL)
+                text = Py_NewRef(Py_None);  /* unbound: not in f_locals */
+            else {
+                Py_INCREF(value);  /* a summariser may run Python code */
+                text = summarise_value(self->s_value, self->s_by_type, self->s_fast, value);
+                Py_DECREF(value);
+                if (text == NULL) {
+                    Py_CLEAR(out);
+                    goto direct_done;
+                }
+            }
+            PyTuple_SET_ITEM(out, i, text);
+        }
+        PyObject_GC_UnTrack(out);
+    direct_done:
+        Py_DECREF(names);
+        return out;
+    }
     PyObject *locals = PyFrame_GetLocals(frame);  /* frame.f_locals */
 #else
     PyObject *locals = PyFrame_FastToLocalsWithError(frame) < 0 ? NULL : frame->f_locals;
