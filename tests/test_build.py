@@ -100,3 +100,15 @@ def test_the_same_tree_with_operators(monkeypatch, layers):
     c, python = both(monkeypatch, rec)
     assert c == python
     assert any(row[5] == "aten" for row in c[0])
+
+
+def test_a_slot_added_to_call_gets_none_from_the_c_builder(sample, monkeypatch):
+    class Wider(model.Call):  # stands in for a Call with one more slot
+        __slots__ = ("batch",)
+
+    rec, _ = record(sample, everything, layers=("python", "builtin"))
+    monkeypatch.setattr(model, "Call", Wider)
+    monkeypatch.setattr(model, "USE_C_BUILD", True)
+    root, _ = model.build(rec)
+    calls = list(root.walk())[1:]
+    assert calls and all(type(c) is Wider and c.batch is None for c in calls)

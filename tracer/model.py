@@ -33,7 +33,8 @@ class Call:
 
     # `args` is a property over two slots: a python call keeps its summaries and parameter names as the
     # recording made them (two tuples), and becomes the {name: summary} dict the first time it is read.
-    # build() makes each call without __init__: a slot added here must be set there as well.
+    # build() makes each call without __init__: a slot added here must be set there as well (build_calls
+    # in _recording.h, the same loop in C, sets a slot it does not know to None).
     __slots__ = ("name", "module", "relpath", "line", "kind", "_args", "_arg_names", "error", "start_ns",
                  "duration_ns", "children", "parent", "depth", "file", "open", "resumed", "pinned_url")
 

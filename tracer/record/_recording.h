@@ -437,7 +437,8 @@ lookup_constant(PyObject *constants, const char *name)
 
 /* -- building the call tree ------------------------------------------------------------------------- */
 
-/* build_calls(): model._build_events' loop over the events, which it must match call for call. Calls are made as object.__new__(Call)
+/* build_calls(): model._build_events' loop over the events, which it must match call for call. A slot
+ * added to Call is set to None here; one that needs another value must be set here too. Calls are made as object.__new__(Call)
  * makes them and their slots written through the slot descriptors' offsets. */
 
 enum { N_SLOTS = 17 };
@@ -447,9 +448,13 @@ static const char *slot_names[N_SLOTS] = {
 enum { S_NAME, S_MODULE, S_RELPATH, S_LINE, S_KIND, S_ARGS, S_ARG_NAMES, S_ERROR, S_START, S_DURATION,
        S_CHILDREN, S_PARENT, S_DEPTH, S_FILE, S_OPEN, S_RESUMED, S_PINNED };
 
+enum { MAX_OTHER_SLOTS = 16 };
+
 typedef struct {
     PyTypeObject *type;
     Py_ssize_t off[N_SLOTS];
+    Py_ssize_t other[MAX_OTHER_SLOTS];  /* Call's other slots (one added since this was written): None */
+    int n_other;
     PyObject **stack;   /* open calls or markers, strong references */
     PyObject **keys;    /* what each opened with, strong references (None for the root) */
     long *depths;       /* each open call's depth */
@@ -528,6 +533,10 @@ builder_open(Builder *b, PyObject *key, PyObject *t, PyObject *kind_text, PyObje
     set_slot(b, call, S_OPEN, Py_False);
     set_slot(b, call, S_RESUMED, resumed ? Py_True : Py_False);
     set_slot(b, call, S_PINNED, Py_None);
+    for (int i = 0; i < b->n_other; i++) {
+        PyObject **p = (PyObject **)((char *)call + b->other[i]);
+        Py_XSETREF(*p, Py_NewRef(Py_None));
+    }
     Py_DECREF(children);
     Py_DECREF(depth_obj);
     PyObject *siblings = SLOT(b, parent, S_CHILDREN);
@@ -656,6 +665,35 @@ build_calls(PyObject *module, PyObject *args)
     }
     if (!PyObject_TypeCheck(root, b.type))
         return PyErr_Format(PyExc_TypeError, "build_calls: the root must be a Call");
+    /* A slot of Call that this loop does not know gets None, so that no call is left without it. */
+    PyObject *slots = PyObject_GetAttrString(call_type, "__slots__");
+    if (slots == NULL)
+        return NULL;
+    PyObject *names = PySequence_Tuple(slots);
+    Py_DECREF(slots);
+    if (names == NULL)
+        return NULL;
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(names); j++) {
+        PyObject *name = PyTuple_GET_ITEM(names, j);
+        int known = 0;
+        for (int i = 0; i < N_SLOTS && !known; i++)
+            known = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, slot_names[i]) == 0;
+        if (known)
+            continue;
+        PyObject *descr = PyObject_GetAttr(call_type, name);
+        int ok = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                 ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX && b.n_other < MAX_OTHER_SLOTS;
+        if (ok)
+            b.other[b.n_other++] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_XDECREF(descr);
+        if (!ok) {
+            Py_DECREF(names);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "build_calls: a slot of Call it cannot set");
+            return NULL;
+        }
+    }
+    Py_DECREF(names);
     long k_call = constant_long(constants, "CALL"), k_resume = constant_long(constants, "RESUME"),
          k_return = constant_long(constants, "RETURN"), k_c_call = constant_long(constants, "C_CALL"),
          k_c_return = constant_long(constants, "C_RETURN"), k_truncated = constant_long(constants, "TRUNCATED"),
