@@ -28,8 +28,9 @@
  * `other_thread_events`, which the Python side adds to the Recording's after stop.
  *
  * The arguments (want_args) are summarise_frame(code, frame.f_locals) computed without building
- * f_locals: for each name of arg_names(code) (cached per code object), the value is read with
- * PyFrame_GetVar (unbound: None, as `name in f_locals` is false), and summarised as summary.summarise
+ * f_locals: for each name of arg_names(code) (cached per code object), the value is read from the
+ * interpreter frame's fast locals (or, where the current frame is not the one starting, with
+ * PyFrame_GetVar; unbound: None, as `name in f_locals` is false), and summarised as summary.summarise
  * does (summarise_value in _recording.h: the common types without calling Python, then the function
  * `by_type[type(value)]`, else summarise(value), which fills by_type).
  *
@@ -48,6 +49,12 @@
 #include "_recording.h"
 #include <frameobject.h>
 #include <pythread.h>
+/* The interpreter frame's layout, to read a starting frame's arguments without making it a frame object
+ * (PyEval_GetFrame would) nor looking each up by name: see current_arguments. */
+#define Py_BUILD_CORE 1
+#include <internal/pycore_frame.h>
+#include <internal/pycore_code.h>
+#undef Py_BUILD_CORE
 
 #if PY_VERSION_HEX < 0x030C0000 || PY_VERSION_HEX >= 0x030E0000
 #error "_fastmonitor is for Python 3.12 and 3.13: 3.10 and 3.11 record with setprofile"
@@ -114,6 +121,25 @@ code_keep(Monitor *self, PyObject *code)
 
 /* -- argument summaries ----------------------------------------------------------------------------- */
 
+/* The fast locals of the frame that starts running `code`, NULL if the current frame is another's. A C
+ * callback runs no frame of its own, so the current one is the frame the event is about; its first
+ * fast locals are its arguments, in the order of co_varnames. */
+static PyObject **
+current_arguments(PyObject *code)
+{
+    PyThreadState *tstate = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame *frame = tstate->current_frame;
+    if (frame == NULL || frame->f_executable != code)
+        return NULL;
+#else
+    _PyInterpreterFrame *frame = tstate->cframe == NULL ? NULL : tstate->cframe->current_frame;
+    if (frame == NULL || (PyObject *)frame->f_code != code)
+        return NULL;
+#endif
+    return frame->localsplus;
+}
+
 /* summarise_frame(code, frame.f_locals): a tuple of summaries, None for an unbound name. */
 static PyObject *
 summarise_frame(Monitor *self, PyObject *code)
@@ -128,6 +154,31 @@ summarise_frame(Monitor *self, PyObject *code)
         goto error;
     if (n == 0) {
         Py_DECREF(names);
+        return out;
+    }
+    PyObject **locals = current_arguments(code);
+    PyCodeObject *co = (PyCodeObject *)code;
+    if (locals != NULL && n <= co->co_nlocalsplus) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            /* MAKE_CELL runs before RESUME, where PY_START is: a cell argument's value is in its cell */
+            PyObject *value = locals[i];
+            if (value != NULL && (_PyLocals_GetKind(co->co_localspluskinds, (int)i) & CO_FAST_CELL) &&
+                    PyCell_Check(value))
+                value = PyCell_GET(value);
+            PyObject *text;
+            if (value == NULL)
+                text = Py_NewRef(Py_None);  /* unbound: not in f_locals */
+            else {
+                Py_INCREF(value);  /* a summariser may run Python code */
+                text = summarise_value(self->summarise, self->by_type, self->fast, value);
+                Py_DECREF(value);
+                if (text == NULL)
+                    goto error;
+            }
+            PyTuple_SET_ITEM(out, i, text);
+        }
+        Py_DECREF(names);
+        PyObject_GC_UnTrack(out);
         return out;
     }
     PyFrameObject *frame = PyEval_GetFrame();  /* borrowed: the frame that starts */
