@@ -26,9 +26,10 @@ def interleave(workload, modes, repeat, warmup=1):
     dict of what it recorded (kept from the last round: no large objects, they would slow the collector
     for the modes after it). A run that times its own region (leaving out work done after recording,
     such as parsing a buffer) puts the seconds in that dict as "seconds"; otherwise the whole call is timed.
-    Returns {name: {"times": [...], "median": s, "spread": interquartile range / median, "last": dict}}.
+    Returns {name: {"times": [...], "median": s, "spread": interquartile range / median, "last": dict,
+    "medians": {key: median over the rounds of each other number a run returned ending in "_s"}}}.
     """
-    results = {name: {"times": [], "last": None} for name in modes}
+    results = {name: {"times": [], "last": None, "parts": {}} for name in modes}
     for name, run in modes.items():  # warm-up: imports, caches, first-call costs; not timed
         for _ in range(warmup):
             results[name]["last"] = run(workload) or {}
@@ -40,10 +41,14 @@ def interleave(workload, modes, repeat, warmup=1):
             elapsed = clock() - t0
             results[name]["times"].append(recorded.get("seconds", elapsed))
             results[name]["last"] = recorded
+            for key, value in recorded.items():
+                if key.endswith("_s") and isinstance(value, float):
+                    results[name]["parts"].setdefault(key, []).append(value)
             del recorded
     for entry in results.values():
         entry["median"] = statistics.median(entry["times"])
         entry["spread"] = spread(entry["times"])
+        entry["medians"] = {key: statistics.median(values) for key, values in entry.pop("parts").items()}
     return results
 
 

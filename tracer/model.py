@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import os
 import platform
 import sys
 import time
@@ -14,13 +15,26 @@ from .record.aten import operator_argument_names  # torch-free: torch is importe
 from .record.summary import argument_names
 from .record.events import (ATEN_CALL, ATEN_RETURN, C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RESUME, RETURN,
                             TRUNCATED)
+from .record import events as _events
+
+try:  # the C callbacks' module also builds the tree: the same loop as _build_events, in C
+    from .record import _fastprofile as _fast
+except ImportError:
+    try:
+        from .record import _fastmonitor as _fast
+    except ImportError:
+        _fast = None
+
+# Whether build() runs its loop in C (tests switch it to run both); TRACER_PURE_PYTHON=1 chooses Python.
+USE_C_BUILD = getattr(_fast, "build_calls", None) is not None and not os.environ.get("TRACER_PURE_PYTHON")
 
 class Call:
     """One call that ran: a Python function, a C function of the traced package, or an ATen operator."""
 
     # `args` is a property over two slots: a python call keeps its summaries and parameter names as the
     # recording made them (two tuples), and becomes the {name: summary} dict the first time it is read.
-    # build() makes each call without __init__: a slot added here must be set there as well.
+    # build() makes each call without __init__: a slot added here must be set there as well (build_calls
+    # in _recording.h, the same loop in C, sets a slot it does not know to None).
     __slots__ = ("name", "module", "relpath", "line", "kind", "_args", "_arg_names", "error", "start_ns",
                  "duration_ns", "children", "parent", "depth", "file", "open", "resumed", "pinned_url", "batch")
 
@@ -287,29 +301,58 @@ def build(rec: Recording, exc_type=None):
 
 
 def _build(rec, exc_type):
-    # One pass, kept tight (it runs once per event): calls are made without __init__ (every slot is set
-    # here, as Call.__init__ sets it), and a return that closes the innermost open call is handled inline.
-    scope = rec.scope
-    modules = scope.modules
     events = rec.events
     end_ns = rec.stopped_ns or (events[-1][2] if events else 0)
     root = Call("<traced block>", kind="block", start_ns=rec.started_ns or 0, duration_ns=end_ns - (rec.started_ns or 0))
-    python_info: dict = {}  # id(code) -> (name, module, relpath, line, file, parameter names, plumbing)
+    modules, machinery = rec.scope.modules, rec.machinery
+    qualnames = _owner_qualnames(events) if sys.version_info < (3, 11) else None
+
+    def info_of(code):  # (name, module, relpath, line, file, parameter names, plumbing)
+        return _python_info(code, modules.get(id(code)), id(code) in machinery, qualnames)
+
+    def aten_info_of(op):  # (name, namespace, relpath, line, parameter names)
+        return (*_aten_info(op), operator_argument_names(op))
+
+    if USE_C_BUILD:
+        stack, keys, hidden, unwound, truncated = _fast.build_calls(
+            events, root, Call, info_of, aten_info_of, vars(_events), -1 if rec.depth is None else rec.depth,
+            _HIDDEN, _DROPPED, "python", "builtin", "aten")
+    else:
+        stack, keys, hidden, unwound, truncated = _build_events(events, root, info_of, rec.depth)
+    truncated_at = None
+    if truncated:
+        truncated_at = " > ".join(c.name for c in stack[1:] if isinstance(c, Call)) or root.name
+    while len(stack) > 1:  # calls that had not returned when recording stopped
+        call = stack.pop()
+        if isinstance(call, Call):
+            call.open = True
+            call.duration_ns = end_ns - call.start_ns
+    if exc_type is not None:
+        _name_escaped_error(root, exc_type.__name__, unwound)
+    meta = _meta(rec, len(events), truncated_at, exc_type)
+    meta["hidden_below_depth"] = hidden
+    return root, meta
+
+
+def _build_events(events, root, info_of, depth_limit):
+    """The tree under `root` from the events: (the stack of calls still open, their keys, the number of calls
+    hidden below the depth limit, {id(call): (event index, error)} of the calls that raised, whether the
+    recording was truncated). build_calls in _recording.h is this loop in C."""
+    # One pass, kept tight (it runs once per event): calls are made without __init__ (every slot is set
+    # here, as Call.__init__ sets it), and a return that closes the innermost open call is handled inline.
+    python_info: dict = {}  # id(code) -> info_of(code)
     aten_info: dict = {}  # id(op) -> (name, namespace, relpath, line)
-    machinery = rec.machinery
-    depth_limit = rec.depth
     stack: list = [root]  # open calls, or a marker for an open call that is not kept
     keys: list = [None]  # what each open call is, to match its return
     push, pop, push_key, pop_key = stack.append, stack.pop, keys.append, keys.pop
     in_aten = 0  # inside an operator: the dispatcher's own Python frames are not the program's calls
     hidden = 0  # calls below the depth limit
-    truncated_at = None
+    truncated = False
     unwound: dict = {}  # id(call) -> (event index, error) for calls that raised
     new = object.__new__
     hidden_marker, dropped = _HIDDEN, _DROPPED
     call_kind, resume_kind, return_kind, c_call_kind, c_return_kind = CALL, RESUME, RETURN, C_CALL, C_RETURN
     raised, raised_here = RAISED, RAISED_HERE
-    qualnames = _owner_qualnames(events) if sys.version_info < (3, 11) else None
 
     for index, (kind, what, t, extra) in enumerate(events):
         if kind == call_kind or kind == resume_kind:
@@ -317,7 +360,7 @@ def _build(rec, exc_type):
                 continue
             info = python_info.get(id(what))  # by identity: the events keep each code object alive
             if info is None:
-                info = python_info[id(what)] = _python_info(what, modules.get(id(what)), id(what) in machinery, qualnames)
+                info = python_info[id(what)] = info_of(what)
             push_key(what)
             parent = stack[-1]
             if info[6] or parent is dropped:
@@ -412,18 +455,9 @@ def _build(rec, exc_type):
             if in_aten == 0:
                 _close(stack, keys, what, t, extra, index, unwound)
         elif kind == TRUNCATED:
-            truncated_at = " > ".join(c.name for c in stack[1:] if isinstance(c, Call)) or root.name
+            truncated = True
             break
-    while len(stack) > 1:  # calls that had not returned when recording stopped
-        call = stack.pop()
-        if isinstance(call, Call):
-            call.open = True
-            call.duration_ns = end_ns - call.start_ns
-    if exc_type is not None:
-        _name_escaped_error(root, exc_type.__name__, unwound)
-    meta = _meta(rec, len(events), truncated_at, exc_type)
-    meta["hidden_below_depth"] = hidden
-    return root, meta
+    return stack, keys, hidden, unwound, truncated
 
 
 # Stack markers for open calls that are not kept: below the depth limit, or the recorder's own plumbing.

@@ -28,10 +28,11 @@
  * `other_thread_events`, which the Python side adds to the Recording's after stop.
  *
  * The arguments (want_args) are summarise_frame(code, frame.f_locals) computed without building
- * f_locals: for each name of arg_names(code) (cached per code object), the value is read with
- * PyFrame_GetVar (unbound: None, as `name in f_locals` is false), and summarised as summary.summarise
- * does: the function `by_type[type(value)]` when there is one (an Exception from it gives the type's
- * __name__), else summarise(value), which fills by_type.
+ * f_locals: for each name of arg_names(code) (cached per code object), the value is read from the
+ * interpreter frame's fast locals (or, where the current frame is not the one starting, with
+ * PyFrame_GetVar; unbound: None, as `name in f_locals` is false), and summarised as summary.summarise
+ * does (summarise_value in _recording.h: the common types without calling Python, then the function
+ * `by_type[type(value)]`, else summarise(value), which fills by_type).
  *
  * Times come from the clock of time.perf_counter_ns (_PyTime_GetPerfCounter on 3.12,
  * PyTime_PerfCounterRaw on 3.13), so they compare with the Recording's start and stop stamps.
@@ -48,6 +49,12 @@
 #include "_recording.h"
 #include <frameobject.h>
 #include <pythread.h>
+/* The interpreter frame's layout, to read a starting frame's arguments without making it a frame object
+ * (PyEval_GetFrame would) nor looking each up by name: see current_arguments. */
+#define Py_BUILD_CORE 1
+#include <internal/pycore_frame.h>
+#include <internal/pycore_code.h>
+#undef Py_BUILD_CORE
 
 #if PY_VERSION_HEX < 0x030C0000 || PY_VERSION_HEX >= 0x030E0000
 #error "_fastmonitor is for Python 3.12 and 3.13: 3.10 and 3.11 record with setprofile"
@@ -66,6 +73,7 @@ typedef struct {
     PyObject *ckey;         /* builtin_key(func) -> (module, name) or None */
     PyObject *summarise;    /* summarise(value) -> str */
     PyObject *by_type;      /* type -> its summariser (summary._by_type), or NULL */
+    PyObject *fast;         /* summary._fast_by_type, or NULL: see summarise_value */
     PyObject *arg_names;    /* arg_names(code) -> tuple of the parameter names */
     PyObject *truncate;     /* called once the cap is reached */
     PyObject *disable;      /* sys.monitoring.DISABLE */
@@ -81,7 +89,6 @@ typedef struct {
 } Monitor;
 
 static PyTypeObject Monitor_Type;
-static PyObject *str_name;  /* "__name__" */
 static PyObject *missing;   /* sys.monitoring.MISSING: a CALL with no arguments */
 
 /* Whether to keep `code`, classifying it on first sight with the current frame's module (the frame
@@ -114,54 +121,32 @@ code_keep(Monitor *self, PyObject *code)
 
 /* -- argument summaries ----------------------------------------------------------------------------- */
 
-/* summary.summarise(value), with its per-type dispatch done here when the type was seen before. */
-static PyObject *
-summarise_value(Monitor *self, PyObject *value)
+/* The fast locals of the frame that starts running `code`, NULL if the current frame is another's. A C
+ * callback runs no frame of its own, so the current one is the frame the event is about; its first
+ * fast locals are its arguments, in the order of co_varnames. */
+static PyObject **
+current_arguments(PyObject *code)
 {
-    if (self->by_type != NULL) {
-        PyObject *kind = (PyObject *)Py_TYPE(value);
-        PyObject *fn = PyDict_GetItemWithError(self->by_type, kind);  /* borrowed */
-        if (fn != NULL) {
-            Py_INCREF(fn);
-            PyObject *text = PyObject_CallOneArg(fn, value);
-            Py_DECREF(fn);
-            if (text != NULL || !PyErr_ExceptionMatches(PyExc_Exception))
-                return text;
-            PyErr_Clear();  /* a property that raised: the type's name, as summarise gives */
-            return PyObject_GetAttr(kind, str_name);
-        }
-        if (PyErr_Occurred())
-            return NULL;
-    }
-    return PyObject_CallOneArg(self->summarise, value);
+    PyThreadState *tstate = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame *frame = tstate->current_frame;
+    if (frame == NULL || frame->f_executable != code)
+        return NULL;
+#else
+    _PyInterpreterFrame *frame = tstate->cframe == NULL ? NULL : tstate->cframe->current_frame;
+    if (frame == NULL || (PyObject *)frame->f_code != code)
+        return NULL;
+#endif
+    return frame->localsplus;
 }
 
 /* summarise_frame(code, frame.f_locals): a tuple of summaries, None for an unbound name. */
 static PyObject *
 summarise_frame(Monitor *self, PyObject *code)
 {
-    CodeSlot *slot = table_find(&self->table, code);
-    if (slot->code != code) {  /* not possible after code_keep, but cheap to guard */
-        if (table_remember(&self->table, code, 1) < 0)
-            return NULL;
-        slot = table_find(&self->table, code);
-    }
-    if (slot->names == NULL) {
-        PyObject *names = PyObject_CallOneArg(self->arg_names, code);
-        if (names == NULL)
-            return NULL;
-        if (!PyTuple_Check(names)) {
-            PyErr_Format(PyExc_TypeError, "arg_names must return a tuple, not %.100s", Py_TYPE(names)->tp_name);
-            Py_DECREF(names);
-            return NULL;
-        }
-        slot = table_find(&self->table, code);  /* arg_names ran Python code: the table may have grown */
-        if (slot->names == NULL)
-            slot->names = names;
-        else
-            Py_DECREF(names);
-    }
-    PyObject *names = slot->names;
+    PyObject *names = table_arg_names(&self->table, code, self->arg_names);
+    if (names == NULL)
+        return NULL;
     Py_INCREF(names);
     Py_ssize_t n = PyTuple_GET_SIZE(names);
     PyObject *out = PyTuple_New(n);
@@ -169,6 +154,31 @@ summarise_frame(Monitor *self, PyObject *code)
         goto error;
     if (n == 0) {
         Py_DECREF(names);
+        return out;
+    }
+    PyObject **locals = current_arguments(code);
+    PyCodeObject *co = (PyCodeObject *)code;
+    if (locals != NULL && n <= co->co_nlocalsplus) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            /* MAKE_CELL runs before RESUME, where PY_START is: a cell argument's value is in its cell */
+            PyObject *value = locals[i];
+            if (value != NULL && (_PyLocals_GetKind(co->co_localspluskinds, (int)i) & CO_FAST_CELL) &&
+                    PyCell_Check(value))
+                value = PyCell_GET(value);
+            PyObject *text;
+            if (value == NULL)
+                text = Py_NewRef(Py_None);  /* unbound: not in f_locals */
+            else {
+                Py_INCREF(value);  /* a summariser may run Python code */
+                text = summarise_value(self->summarise, self->by_type, self->fast, value);
+                Py_DECREF(value);
+                if (text == NULL)
+                    goto error;
+            }
+            PyTuple_SET_ITEM(out, i, text);
+        }
+        Py_DECREF(names);
+        PyObject_GC_UnTrack(out);
         return out;
     }
     PyFrameObject *frame = PyEval_GetFrame();  /* borrowed: the frame that starts */
@@ -187,7 +197,7 @@ summarise_frame(Monitor *self, PyObject *code)
             text = Py_NewRef(Py_None);
         }
         else {
-            text = summarise_value(self, value);
+            text = summarise_value(self->summarise, self->by_type, self->fast, value);
             Py_DECREF(value);
             if (text == NULL)
                 goto error;
@@ -474,9 +484,9 @@ Monitor_init(Monitor *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"events", "codes", "classify", "builtin_key", "summarise", "by_type",
                              "arg_names", "truncate", "constants", "disable", "c_types", "thread",
-                             "want_c", "want_args", "cap", NULL};
+                             "want_c", "want_args", "cap", "fast", NULL};
     PyObject *events, *codes, *classify, *ckey, *summarise, *by_type, *arg_names, *truncate, *constants;
-    PyObject *disable, *c_types;
+    PyObject *disable, *c_types, *fast = Py_None;
     unsigned long long thread;
     int want_c, want_args;
     Py_ssize_t cap;
@@ -484,10 +494,10 @@ Monitor_init(Monitor *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "a Monitor is set up once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOOOOOOO!Kppn:Monitor", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOOOOOOO!Kppn|O:Monitor", kwlist,
                                      &PyList_Type, &events, &PyDict_Type, &codes, &classify, &ckey,
                                      &summarise, &by_type, &arg_names, &truncate, &constants, &disable,
-                                     &PyTuple_Type, &c_types, &thread, &want_c, &want_args, &cap))
+                                     &PyTuple_Type, &c_types, &thread, &want_c, &want_args, &cap, &fast))
         return -1;
     if (!PyCallable_Check(classify) || !PyCallable_Check(ckey) || !PyCallable_Check(summarise) ||
             !PyCallable_Check(arg_names) || !PyCallable_Check(truncate)) {
@@ -496,6 +506,10 @@ Monitor_init(Monitor *self, PyObject *args, PyObject *kwds)
     }
     if (by_type != Py_None && !PyDict_Check(by_type)) {
         PyErr_SetString(PyExc_TypeError, "by_type must be a dict (summary._by_type) or None");
+        return -1;
+    }
+    if (fast != Py_None && !PyDict_Check(fast)) {
+        PyErr_SetString(PyExc_TypeError, "fast must be a dict (summary._fast_by_type) or None");
         return -1;
     }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(c_types); i++) {
@@ -522,6 +536,7 @@ Monitor_init(Monitor *self, PyObject *args, PyObject *kwds)
     self->ckey = Py_NewRef(ckey);
     self->summarise = Py_NewRef(summarise);
     self->by_type = by_type == Py_None ? NULL : Py_NewRef(by_type);
+    self->fast = fast == Py_None ? NULL : Py_NewRef(fast);
     self->arg_names = Py_NewRef(arg_names);
     self->truncate = Py_NewRef(truncate);
     self->disable = Py_NewRef(disable);
@@ -542,6 +557,7 @@ Monitor_traverse(Monitor *self, visitproc visit, void *arg)
     Py_VISIT(self->ckey);
     Py_VISIT(self->summarise);
     Py_VISIT(self->by_type);
+    Py_VISIT(self->fast);
     Py_VISIT(self->arg_names);
     Py_VISIT(self->truncate);
     Py_VISIT(self->disable);
@@ -558,6 +574,7 @@ Monitor_clear(Monitor *self)
     Py_CLEAR(self->ckey);
     Py_CLEAR(self->summarise);
     Py_CLEAR(self->by_type);
+    Py_CLEAR(self->fast);
     Py_CLEAR(self->arg_names);
     Py_CLEAR(self->truncate);
     Py_CLEAR(self->disable);
@@ -617,11 +634,11 @@ static PyMethodDef Monitor_methods[] = {
 
 PyDoc_STRVAR(Monitor_doc,
 "Monitor(events, codes, classify, builtin_key, summarise, by_type, arg_names, truncate, constants,\n"
-"        disable, c_types, thread, want_c, want_args, cap)\n"
+"        disable, c_types, thread, want_c, want_args, cap, fast=None)\n"
 "--\n\n"
 "The sys.monitoring backend's callbacks in C: register each of callbacks() for its event.\n"
 "summarise: summary.summarise; by_type: summary._by_type (or None); arg_names(code): the parameter\n"
-"names, as summary.argument_names; constants: a mapping with CALL, RETURN, C_CALL, C_RETURN,\n"
+"names, as summary.argument_names; fast: summary._fast_by_type (or None); constants: a mapping with CALL, RETURN, C_CALL, C_RETURN,\n"
 "TRUNCATED, RESUME and RAISED (tracer.record.events' namespace); disable: sys.monitoring.DISABLE;\n"
 "c_types: the C function types the builtin layer keeps; thread: threading.get_ident() of the\n"
 "recording thread. After the recording, add other_thread_events to the Recording's, and report errors.");
@@ -651,6 +668,8 @@ perf_counter_ns(PyObject *module, PyObject *unused)
 
 static PyMethodDef module_methods[] = {
     {"perf_counter_ns", perf_counter_ns, METH_NOARGS, "The clock the events are stamped with: time.perf_counter_ns."},
+    BUILD_CALLS_METHOD,
+    SUMMARISE_VALUES_METHOD,
     {NULL},
 };
 

@@ -37,6 +37,14 @@
 #include <Python.h>
 #include "_recording.h"
 #include <frameobject.h>
+#if PY_VERSION_HEX >= 0x030B0000
+/* 3.11's frame layout, to read a starting frame's arguments without building its f_locals dict (which
+ * raises and clears a KeyError for every local not bound yet): see frame_argument. */
+#define Py_BUILD_CORE 1
+#include <internal/pycore_frame.h>
+#include <internal/pycore_code.h>
+#undef Py_BUILD_CORE
+#endif
 
 #if PY_VERSION_HEX < 0x030A0000 || PY_VERSION_HEX >= 0x030C0000
 #error "_fastprofile is for Python 3.10 and 3.11: 3.12+ record with sys.monitoring"
@@ -51,6 +59,11 @@ typedef struct {
     PyObject *classify;     /* classify(code, module_name) -> bool */
     PyObject *ckey;         /* builtin_key(func) -> (module, name) or None */
     PyObject *summarise;    /* summarise_frame(code, f_locals) -> args */
+    /* From the `summaries` module (tracer.record.summary), when given: the frame is summarised here. */
+    PyObject *s_value;      /* summarise(value) -> str */
+    PyObject *s_by_type;    /* _by_type */
+    PyObject *s_fast;       /* _fast_by_type */
+    PyObject *s_arg_names;  /* cached_argument_names(code) -> tuple */
     PyObject *truncate;     /* called once the cap is reached */
     PyObject *chain;        /* a profile function to feed after this one, or NULL */
     PyObject *k_call, *k_return, *k_c_call, *k_c_return, *k_truncated, *k_resume;  /* event kinds */
@@ -64,7 +77,6 @@ typedef struct {
 } Profiler;
 
 static PyTypeObject Profiler_Type;
-static PyObject *str_name;        /* "__name__" */
 static PyObject *event_names[8];  /* PyTrace_* -> the event's name, as sys.setprofile gives it */
 
 /* Whether to keep `code`, classifying it on first sight: 1, 0, or -1 on an error. */
@@ -146,6 +158,103 @@ frame_lasti(PyFrameObject *frame)
 #endif
 }
 
+/* -- argument summaries ----------------------------------------------------------------------------- */
+
+#if PY_VERSION_HEX >= 0x030B0000
+/* The value of argument `i` of a frame at its 'call' event (a borrowed reference, NULL if unbound), as
+ * f_locals would give it: the arguments are the first fast locals, in the order of co_varnames, and
+ * MAKE_CELL has already run (it comes before RESUME, where the event is), so a cell argument's value
+ * is in its cell. */
+static PyObject *
+frame_argument(struct _PyInterpreterFrame *f, PyCodeObject *code, Py_ssize_t i)
+{
+    PyObject *value = f->localsplus[i];
+    if (value != NULL && (_PyLocals_GetKind(code->co_localspluskinds, (int)i) & CO_FAST_CELL) && PyCell_Check(value))
+        value = PyCell_GET(value);
+    return value;
+}
+#endif
+
+/* summarise_frame(code, frame.f_locals) done here: a tuple of summaries in the order of the argument
+ * names, None for an unbound one. No locals are built for a function without parameters, nor on 3.11. */
+static PyObject *
+summarise_locals(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
+{
+    PyObject *names = table_arg_names(&self->table, (PyObject *)code, self->s_arg_names);
+    if (names == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    if (n == 0)
+        return PyTuple_New(0);
+    Py_INCREF(names);
+#if PY_VERSION_HEX >= 0x030B0000
+    struct _PyInterpreterFrame *f = frame->f_frame;
+    if (f != NULL && f->f_code == code && n <= code->co_argcount + code->co_kwonlyargcount + 2 &&
+            n <= code->co_nlocalsplus) {
+        PyObject *out = PyTuple_New(n);
+        if (out == NULL)
+            goto direct_done;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *value = frame_argument(f, code, i), *text;
+            if (value == NULL)
+                text = Py_NewRef(Py_None);  /* unbound: not in f_locals */
+            else {
+                Py_INCREF(value);  /* a summariser may run Python code */
+                text = summarise_value(self->s_value, self->s_by_type, self->s_fast, value);
+                Py_DECREF(value);
+                if (text == NULL) {
+                    Py_CLEAR(out);
+                    goto direct_done;
+                }
+            }
+            PyTuple_SET_ITEM(out, i, text);
+        }
+        PyObject_GC_UnTrack(out);
+    direct_done:
+        Py_DECREF(names);
+        return out;
+    }
+    PyObject *locals = PyFrame_GetLocals(frame);  /* frame.f_locals */
+#else
+    PyObject *locals = PyFrame_FastToLocalsWithError(frame) < 0 ? NULL : frame->f_locals;
+    Py_XINCREF(locals);
+#endif
+    PyObject *out = NULL;
+    if (locals == NULL)
+        goto done;
+    if (!PyDict_Check(locals)) {  /* not a function's frame: the Python summariser handles any mapping */
+        out = PyObject_CallFunctionObjArgs(self->summarise, (PyObject *)code, locals, NULL);
+        goto done;
+    }
+    if ((out = PyTuple_New(n)) == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = PyDict_GetItemWithError(locals, PyTuple_GET_ITEM(names, i));  /* borrowed */
+        PyObject *text;
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                goto error;
+            text = Py_NewRef(Py_None);  /* unbound: not in f_locals */
+        }
+        else {
+            Py_INCREF(value);  /* a summariser may run Python code */
+            text = summarise_value(self->s_value, self->s_by_type, self->s_fast, value);
+            Py_DECREF(value);
+            if (text == NULL)
+                goto error;
+        }
+        PyTuple_SET_ITEM(out, i, text);
+    }
+    PyObject_GC_UnTrack(out);  /* strings and None only: see record_event */
+    goto done;
+error:
+    Py_CLEAR(out);
+done:
+    Py_XDECREF(locals);
+    Py_DECREF(names);
+    return out;
+}
+
 /* -- the events ------------------------------------------------------------------------------------ */
 
 static int
@@ -176,6 +285,14 @@ on_call(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
     long long t = now_ns();
     if (!self->want_args)
         return record_event(self->events, self->k_call, (PyObject *)code, t, Py_None);
+    if (self->s_value != NULL) {
+        PyObject *args = summarise_locals(self, frame, code);
+        if (args == NULL)
+            return -1;
+        int rc = record_event(self->events, self->k_call, (PyObject *)code, t, args);
+        Py_DECREF(args);
+        return rc;
+    }
 #if PY_VERSION_HEX >= 0x030B0000
     PyObject *locals = PyFrame_GetLocals(frame);  /* frame.f_locals */
 #else
@@ -304,19 +421,19 @@ Profiler_init(Profiler *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"events", "codes", "classify", "builtin_key", "summarise_frame", "truncate",
                              "constants", "normal_exits", "raise_op", "want_c", "want_args", "cap",
-                             "chain", NULL};
+                             "chain", "summaries", NULL};
     PyObject *events, *codes, *classify, *ckey, *summarise, *truncate, *constants, *normal_exits;
-    PyObject *chain = Py_None;
+    PyObject *chain = Py_None, *summaries = Py_None;
     int raise_op, want_c, want_args;
     Py_ssize_t cap;
     if (self->events != NULL) {
         PyErr_SetString(PyExc_TypeError, "a Profiler is set up once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOOOOippn|O:Profiler", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOOOOippn|OO:Profiler", kwlist,
                                      &PyList_Type, &events, &PyDict_Type, &codes, &classify, &ckey,
                                      &summarise, &truncate, &constants, &normal_exits, &raise_op,
-                                     &want_c, &want_args, &cap, &chain))
+                                     &want_c, &want_args, &cap, &chain, &summaries))
         return -1;
     if (raise_op < 0 || raise_op > 255) {
         PyErr_SetString(PyExc_ValueError, "raise_op must be an opcode, 0 to 255");
@@ -357,6 +474,22 @@ Profiler_init(Profiler *self, PyObject *args, PyObject *kwds)
             return -1;
     }
 
+    if (summaries != Py_None) {
+        PyObject **fields[] = {&self->s_value, &self->s_by_type, &self->s_fast, &self->s_arg_names};
+        const char *attrs[] = {"summarise", "_by_type", "_fast_by_type", "cached_argument_names"};
+        for (int i = 0; i < 4; i++) {
+            Py_CLEAR(*fields[i]);
+            if ((*fields[i] = PyObject_GetAttrString(summaries, attrs[i])) == NULL)
+                return -1;
+        }
+        if (!PyDict_Check(self->s_by_type) || !PyDict_Check(self->s_fast) || !PyCallable_Check(self->s_value) ||
+                !PyCallable_Check(self->s_arg_names)) {
+            PyErr_SetString(PyExc_TypeError, "summaries must be tracer.record.summary: summarise, _by_type, "
+                            "_fast_by_type and cached_argument_names");
+            return -1;
+        }
+    }
+
     if (table_init(&self->table) < 0)
         return -1;
     Py_INCREF(events);
@@ -389,6 +522,10 @@ Profiler_traverse(Profiler *self, visitproc visit, void *arg)
     Py_VISIT(self->classify);
     Py_VISIT(self->ckey);
     Py_VISIT(self->summarise);
+    Py_VISIT(self->s_value);
+    Py_VISIT(self->s_by_type);
+    Py_VISIT(self->s_fast);
+    Py_VISIT(self->s_arg_names);
     Py_VISIT(self->truncate);
     Py_VISIT(self->chain);
     return 0;
@@ -402,6 +539,10 @@ Profiler_clear(Profiler *self)
     Py_CLEAR(self->classify);
     Py_CLEAR(self->ckey);
     Py_CLEAR(self->summarise);
+    Py_CLEAR(self->s_value);
+    Py_CLEAR(self->s_by_type);
+    Py_CLEAR(self->s_fast);
+    Py_CLEAR(self->s_arg_names);
     Py_CLEAR(self->truncate);
     Py_CLEAR(self->chain);
     return 0;
@@ -469,12 +610,13 @@ static PyGetSetDef Profiler_getset[] = {
 
 PyDoc_STRVAR(Profiler_doc,
 "Profiler(events, codes, classify, builtin_key, summarise_frame, truncate, constants, normal_exits,\n"
-"         raise_op, want_c, want_args, cap, chain=None)\n"
+"         raise_op, want_c, want_args, cap, chain=None, summaries=None)\n"
 "--\n\n"
 "The setprofile backend's callback in C: install() it, or call it as profiler(frame, event, arg).\n"
 "constants: a mapping with CALL, RETURN, C_CALL, C_RETURN, TRUNCATED, RESUME, RAISED and\n"
 "RAISED_HERE (tracer.record.events' namespace); normal_exits: the opcodes a return of None may stop\n"
-"at without an unwind; raise_op: RAISE_VARARGS; chain: a profile function fed after this one.");
+"at without an unwind; raise_op: RAISE_VARARGS; chain: a profile function fed after this one;\n"
+"summaries: tracer.record.summary, to summarise arguments here (else summarise_frame is called).");
 
 static PyTypeObject Profiler_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -518,6 +660,8 @@ static PyMethodDef module_methods[] = {
      "install(profiler): make it this thread's profile function, as sys.setprofile would; "
      "sys.setprofile(previous) takes it out."},
     {"perf_counter_ns", perf_counter_ns, METH_NOARGS, "The clock the events are stamped with: time.perf_counter_ns."},
+    BUILD_CALLS_METHOD,
+    SUMMARISE_VALUES_METHOD,
     {NULL},
 };
 

@@ -14,6 +14,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 static inline long long
 now_ns(void)
@@ -167,6 +168,261 @@ record_event(PyObject *events, PyObject *kind, PyObject *what, long long t, PyOb
     return rc;
 }
 
+/* -- argument summaries ------------------------------------------------------------------------------ */
+
+static PyObject *str_name;  /* "__name__", set by each module's init */
+
+/* -- tensors: the summary by (dtype, shape, device, requires_grad, type), read each call ---------------- */
+
+/* An attribute of a tensor read through its getset descriptor's getter, as PyObject_GetAttr would
+ * (a getset is a data descriptor: no instance __dict__ comes first) without the generic lookup. */
+static PyObject *
+tensor_attr(PyObject *obj, PyObject *name)
+{
+    if (Py_TYPE(obj)->tp_getattro == PyObject_GenericGetAttr) {
+        PyObject *descr = _PyType_Lookup(Py_TYPE(obj), name);  /* borrowed, from the type's cache */
+        if (descr != NULL && Py_IS_TYPE(descr, &PyGetSetDescr_Type)) {
+            PyGetSetDef *gs = ((PyGetSetDescrObject *)descr)->d_getset;
+            if (gs->get != NULL)
+                return gs->get(obj, gs->closure);
+        }
+    }
+    return PyObject_GetAttr(obj, name);
+}
+
+enum { TENSOR_DIMS = 8, TENSOR_SLOTS = 1024 };
+
+/* One remembered summary; direct-mapped by the hash of its key (a collision replaces the entry). The
+ * key is read from the tensor at every call: only the text is remembered, never the tensor. */
+typedef struct {
+    PyObject *text;    /* NULL for an empty entry */
+    PyObject *dtype, *type, *device;  /* device NULL for a CPU tensor */
+    Py_hash_t hash;
+    int requires_grad, ndim;
+    Py_ssize_t dims[TENSOR_DIMS];
+} TensorEntry;
+
+static TensorEntry tensor_entries[TENSOR_SLOTS];
+static PyObject *str_dtype, *str_shape, *str_device, *str_requires_grad, *str_is_cpu;
+
+static int
+tensor_names_init(void)
+{
+    if (str_dtype != NULL)
+        return 0;
+    str_dtype = PyUnicode_InternFromString("dtype");
+    str_shape = PyUnicode_InternFromString("shape");
+    str_device = PyUnicode_InternFromString("device");
+    str_requires_grad = PyUnicode_InternFromString("requires_grad");
+    str_is_cpu = PyUnicode_InternFromString("is_cpu");
+    return (str_dtype && str_shape && str_device && str_requires_grad && str_is_cpu) ? 0 : -1;
+}
+
+/* The summary of a plain Tensor or Parameter: `make(value)` (summary._tensor) for a key not seen yet, or
+ * wherever reading the key is not plain (a symbolic shape, more than TENSOR_DIMS dimensions, an error). */
+static PyObject *
+summarise_tensor(PyObject *value, PyObject *make)
+{
+    PyObject *dtype = NULL, *shape = NULL, *is_cpu = NULL, *grad = NULL, *device = NULL, *text = NULL;
+    Py_ssize_t dims[TENSOR_DIMS];
+    if (tensor_names_init() < 0)
+        return NULL;
+    if ((dtype = tensor_attr(value, str_dtype)) == NULL || (shape = tensor_attr(value, str_shape)) == NULL ||
+            (is_cpu = tensor_attr(value, str_is_cpu)) == NULL || (grad = tensor_attr(value, str_requires_grad)) == NULL)
+        goto slow;
+    if (!PyTuple_Check(shape) || PyTuple_GET_SIZE(shape) > TENSOR_DIMS || !PyBool_Check(grad) || !PyBool_Check(is_cpu))
+        goto slow;
+    int ndim = (int)PyTuple_GET_SIZE(shape), requires_grad = grad == Py_True;
+    Py_uhash_t h = (Py_uhash_t)(uintptr_t)dtype * 31u + (Py_uhash_t)(uintptr_t)Py_TYPE(value);
+    h = h * 1000003u + (Py_uhash_t)requires_grad * 7u + (Py_uhash_t)ndim;
+    for (int i = 0; i < ndim; i++) {
+        PyObject *dim = PyTuple_GET_ITEM(shape, i);
+        if (!PyLong_CheckExact(dim))
+            goto slow;
+        dims[i] = PyLong_AsSsize_t(dim);
+        if (dims[i] == -1 && PyErr_Occurred())
+            goto slow;
+        h = h * 1000003u ^ (Py_uhash_t)dims[i];
+    }
+    if (is_cpu != Py_True) {
+        if ((device = tensor_attr(value, str_device)) == NULL)
+            goto slow;
+        Py_hash_t dh = PyObject_Hash(device);
+        if (dh == -1)
+            goto slow;
+        h = h * 1000003u ^ (Py_uhash_t)dh;
+    }
+    TensorEntry *e = &tensor_entries[(h ^ (h >> 17)) & (TENSOR_SLOTS - 1)];
+    if (e->text != NULL && e->hash == (Py_hash_t)h && e->dtype == dtype && e->type == (PyObject *)Py_TYPE(value) &&
+            e->requires_grad == requires_grad && e->ndim == ndim &&
+            memcmp(e->dims, dims, sizeof(Py_ssize_t) * ndim) == 0 && (e->device == NULL) == (device == NULL)) {
+        int same = device == NULL ? 1 : PyObject_RichCompareBool(e->device, device, Py_EQ);
+        if (same < 0)
+            goto slow;
+        if (same) {
+            text = Py_NewRef(e->text);
+            goto done;
+        }
+    }
+    text = PyObject_CallOneArg(make, value);
+    if (text == NULL || !PyUnicode_Check(text))
+        goto done;
+    /* remember it: the entry's old references go, the new key's are taken */
+    Py_XDECREF(e->text);
+    Py_XDECREF(e->dtype);
+    Py_XDECREF(e->type);
+    Py_XDECREF(e->device);
+    e->text = Py_NewRef(text);
+    e->dtype = Py_NewRef(dtype);
+    e->type = Py_NewRef((PyObject *)Py_TYPE(value));
+    e->device = Py_XNewRef(device);
+    e->hash = (Py_hash_t)h;
+    e->requires_grad = requires_grad;
+    e->ndim = ndim;
+    memcpy(e->dims, dims, sizeof(Py_ssize_t) * ndim);
+    goto done;
+slow:
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            goto done;
+        PyErr_Clear();
+    }
+    text = PyObject_CallOneArg(make, value);  /* it handles a tensor whose attributes raise */
+done:
+    Py_XDECREF(dtype);
+    Py_XDECREF(shape);
+    Py_XDECREF(is_cpu);
+    Py_XDECREF(grad);
+    Py_XDECREF(device);
+    return text;
+}
+
+/* "name[n]" for a built-in container; the short ones made once (formatting costs more than the rest). */
+enum { SIZED_KINDS = 5, SIZED_SHORT = 32 };
+static PyObject *sized_texts[SIZED_KINDS][SIZED_SHORT];
+
+static PyObject *
+sized_text(PyTypeObject *type, PyObject *name, Py_ssize_t n)
+{
+    int kind = type == &PyList_Type ? 0 : type == &PyTuple_Type ? 1 : type == &PyDict_Type ? 2 :
+               type == &PySet_Type ? 3 : type == &PyFrozenSet_Type ? 4 : -1;
+    if (kind < 0 || n >= SIZED_SHORT)
+        return PyUnicode_FromFormat("%U[%zd]", name, n);
+    PyObject **slot = &sized_texts[kind][n];
+    if (*slot == NULL && (*slot = PyUnicode_FromFormat("%U[%zd]", name, n)) == NULL)
+        return NULL;
+    return Py_NewRef(*slot);
+}
+
+/* summary.summarise(value), without calling Python for the common types:
+ *   fast      summary._fast_by_type (or NULL): type -> a str (every value's summary), a dict (the shared
+ *             {value: summary} its summariser fills: ints, bools, None, short strings), (name,) for
+ *             "name[len]" (the built-in containers) or (None, summary._tensor) for a plain tensor (see
+ *             summarise_tensor). Each entry comes from the type's own summariser, so the text is the one
+ *             it would give.
+ *   by_type   summary._by_type (or NULL): type -> its summariser, called (an Exception from it gives the
+ *             type's __name__, as summarise does);
+ *   summarise summary.summarise, for a type seen for the first time (it fills both dicts). */
+static PyObject *
+summarise_value(PyObject *summarise, PyObject *by_type, PyObject *fast, PyObject *value)
+{
+    PyObject *kind = (PyObject *)Py_TYPE(value);
+    if (fast != NULL) {
+        PyObject *how = PyDict_GetItemWithError(fast, kind);  /* borrowed */
+        if (how != NULL) {
+            if (PyUnicode_CheckExact(how))
+                return Py_NewRef(how);
+            if (PyDict_CheckExact(how)) {  /* keyed by ints, strs, bools, None: hashing runs no Python */
+                PyObject *text = PyDict_GetItemWithError(how, value);
+                if (text != NULL)
+                    return Py_NewRef(text);
+                if (PyErr_Occurred())
+                    return NULL;
+                /* a value not seen yet: its summariser makes the text and shares it */
+            }
+            else if (PyTuple_CheckExact(how) && PyTuple_GET_SIZE(how) == 2 && PyTuple_GET_ITEM(how, 0) == Py_None)
+                return summarise_tensor(value, PyTuple_GET_ITEM(how, 1));  /* (None, summary._tensor) */
+            else if (PyTuple_CheckExact(how) && PyTuple_GET_SIZE(how) == 1 &&
+                     PyUnicode_Check(PyTuple_GET_ITEM(how, 0))) {
+                Py_ssize_t n = PyObject_Length(value);  /* a built-in container's: cannot fail */
+                if (n < 0)
+                    return NULL;
+                return sized_text(Py_TYPE(value), PyTuple_GET_ITEM(how, 0), n);
+            }
+        }
+        else if (PyErr_Occurred())
+            return NULL;
+    }
+    if (by_type != NULL) {
+        PyObject *fn = PyDict_GetItemWithError(by_type, kind);  /* borrowed */
+        if (fn != NULL) {
+            Py_INCREF(fn);
+            PyObject *text = PyObject_CallOneArg(fn, value);
+            Py_DECREF(fn);
+            if (text != NULL || !PyErr_ExceptionMatches(PyExc_Exception))
+                return text;
+            PyErr_Clear();  /* a property that raised: the type's name, as summarise gives */
+            return PyObject_GetAttr(kind, str_name);
+        }
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    return PyObject_CallOneArg(summarise, value);
+}
+
+/* summarise_values(values, summarise, by_type, fast) -> a tuple of summarise_value of each: the aten
+ * layer's positional arguments. */
+static PyObject *
+summarise_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyTuple_Check(args[0]) || !PyDict_Check(args[2]) || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "summarise_values(values: tuple, summarise, by_type: dict, fast: dict)");
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(args[0]);
+    PyObject *out = PyTuple_New(n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *text = summarise_value(args[1], args[2], args[3], PyTuple_GET_ITEM(args[0], i));
+        if (text == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, text);
+    }
+    return out;
+}
+
+/* The argument names of a kept code object, from its table slot (arg_names(code) on first need): a
+ * borrowed tuple, or NULL with an error set. The slot may move while arg_names runs Python code. */
+static PyObject *
+table_arg_names(CodeTable *table, PyObject *code, PyObject *arg_names)
+{
+    CodeSlot *slot = table_find(table, code);
+    if (slot->code != code) {  /* not possible after classification, but cheap to guard */
+        if (table_remember(table, code, 1) < 0)
+            return NULL;
+        slot = table_find(table, code);
+    }
+    if (slot->names == NULL) {
+        PyObject *names = PyObject_CallOneArg(arg_names, code);
+        if (names == NULL)
+            return NULL;
+        if (!PyTuple_Check(names)) {
+            PyErr_Format(PyExc_TypeError, "arg_names must return a tuple, not %.100s", Py_TYPE(names)->tp_name);
+            Py_DECREF(names);
+            return NULL;
+        }
+        slot = table_find(table, code);  /* arg_names ran Python code: the table may have grown */
+        if (slot->names == NULL)
+            slot->names = names;
+        else
+            Py_DECREF(names);
+    }
+    return slot->names;
+}
+
 /* One of the event kinds, from tracer.record.events' namespace. */
 static PyObject *
 lookup_constant(PyObject *constants, const char *name)
@@ -178,5 +434,497 @@ lookup_constant(PyObject *constants, const char *name)
     }
     return value;
 }
+
+/* -- building the call tree ------------------------------------------------------------------------- */
+
+/* build_calls(): model._build_events' loop over the events, which it must match call for call. A slot
+ * added to Call is set to None here; one that needs another value must be set here too. Calls are made as object.__new__(Call)
+ * makes them and their slots written through the slot descriptors' offsets. */
+
+enum { N_SLOTS = 17 };
+static const char *slot_names[N_SLOTS] = {
+    "name", "module", "relpath", "line", "kind", "_args", "_arg_names", "error", "start_ns",
+    "duration_ns", "children", "parent", "depth", "file", "open", "resumed", "pinned_url"};
+enum { S_NAME, S_MODULE, S_RELPATH, S_LINE, S_KIND, S_ARGS, S_ARG_NAMES, S_ERROR, S_START, S_DURATION,
+       S_CHILDREN, S_PARENT, S_DEPTH, S_FILE, S_OPEN, S_RESUMED, S_PINNED };
+
+enum { MAX_OTHER_SLOTS = 16 };
+
+typedef struct {
+    PyTypeObject *type;
+    Py_ssize_t off[N_SLOTS];
+    Py_ssize_t other[MAX_OTHER_SLOTS];  /* Call's other slots (one added since this was written): None */
+    int n_other;
+    PyObject **stack;   /* open calls or markers, strong references */
+    PyObject **keys;    /* what each opened with, strong references (None for the root) */
+    long *depths;       /* each open call's depth */
+    Py_ssize_t n, cap;
+    PyObject *hidden, *dropped, *raised, *raised_here, *unwound, *empty, *zero;
+} Builder;
+
+#define SLOT(b, obj, i) (*(PyObject **)((char *)(obj) + (b)->off[i]))
+
+static void
+set_slot(Builder *b, PyObject *obj, int i, PyObject *value)
+{
+    PyObject **p = (PyObject **)((char *)obj + b->off[i]);
+    PyObject *old = *p;
+    *p = Py_NewRef(value);
+    Py_XDECREF(old);
+}
+
+static int
+builder_push(Builder *b, PyObject *entry, PyObject *key, long depth)
+{
+    if (b->n == b->cap) {
+        Py_ssize_t cap = b->cap * 2;
+        PyObject **stack = PyMem_Realloc(b->stack, cap * sizeof(PyObject *));
+        if (stack == NULL)
+            return PyErr_NoMemory(), -1;
+        b->stack = stack;
+        PyObject **keys = PyMem_Realloc(b->keys, cap * sizeof(PyObject *));
+        if (keys == NULL)
+            return PyErr_NoMemory(), -1;
+        b->keys = keys;
+        long *depths = PyMem_Realloc(b->depths, cap * sizeof(long));
+        if (depths == NULL)
+            return PyErr_NoMemory(), -1;
+        b->depths = depths;
+        b->cap = cap;
+    }
+    b->stack[b->n] = Py_NewRef(entry);
+    b->keys[b->n] = Py_NewRef(key);
+    b->depths[b->n] = depth;
+    b->n++;
+    return 0;
+}
+
+/* A new call under the innermost open one, pushed; `info` gives name, module, relpath, line, file. */
+static PyObject *
+builder_open(Builder *b, PyObject *key, PyObject *t, PyObject *kind_text, PyObject *name, PyObject *module,
+             PyObject *relpath, PyObject *line, PyObject *file, PyObject *args, PyObject *arg_names, int resumed)
+{
+    PyObject *parent = b->stack[b->n - 1];
+    long depth = b->depths[b->n - 1] + 1;
+    PyObject *call = b->type->tp_alloc(b->type, 0);
+    if (call == NULL)
+        return NULL;
+    PyObject *children = PyList_New(0), *depth_obj = PyLong_FromLong(depth);
+    if (children == NULL || depth_obj == NULL) {
+        Py_XDECREF(children);
+        Py_XDECREF(depth_obj);
+        Py_DECREF(call);
+        return NULL;
+    }
+    set_slot(b, call, S_NAME, name);
+    set_slot(b, call, S_MODULE, module);
+    set_slot(b, call, S_RELPATH, relpath);
+    set_slot(b, call, S_LINE, line);
+    set_slot(b, call, S_FILE, file);
+    set_slot(b, call, S_KIND, kind_text);
+    set_slot(b, call, S_ARGS, args);
+    set_slot(b, call, S_ARG_NAMES, arg_names);
+    set_slot(b, call, S_ERROR, Py_None);
+    set_slot(b, call, S_START, t);
+    set_slot(b, call, S_DURATION, b->zero);
+    set_slot(b, call, S_CHILDREN, children);
+    set_slot(b, call, S_PARENT, parent);
+    set_slot(b, call, S_DEPTH, depth_obj);
+    set_slot(b, call, S_OPEN, Py_False);
+    set_slot(b, call, S_RESUMED, resumed ? Py_True : Py_False);
+    set_slot(b, call, S_PINNED, Py_None);
+    for (int i = 0; i < b->n_other; i++) {
+        PyObject **p = (PyObject **)((char *)call + b->other[i]);
+        Py_XSETREF(*p, Py_NewRef(Py_None));
+    }
+    Py_DECREF(children);
+    Py_DECREF(depth_obj);
+    PyObject *siblings = SLOT(b, parent, S_CHILDREN);
+    if (siblings == NULL || !PyList_Check(siblings)) {
+        PyErr_SetString(PyExc_TypeError, "build_calls: an open call has no children list");
+        Py_DECREF(call);
+        return NULL;
+    }
+    if (PyList_Append(siblings, call) < 0 || builder_push(b, call, key, depth) < 0) {
+        Py_DECREF(call);
+        return NULL;
+    }
+    Py_DECREF(call);
+    return call;  /* borrowed: the stack holds it */
+}
+
+static int
+builder_finish(Builder *b, PyObject *call, PyObject *t)
+{
+    PyObject *duration = PyNumber_Subtract(t, SLOT(b, call, S_START));
+    if (duration == NULL)
+        return -1;
+    set_slot(b, call, S_DURATION, duration);
+    Py_DECREF(duration);
+    return 0;
+}
+
+/* The call raised: remember (index, error) for naming an escaped exception, and set its error. */
+static int
+builder_raised(Builder *b, PyObject *call, PyObject *error, Py_ssize_t index)
+{
+    int here = PyObject_RichCompareBool(error, b->raised_here, Py_EQ);
+    if (here < 0)
+        return -1;
+    PyObject *id = PyLong_FromVoidPtr(call);
+    PyObject *entry = Py_BuildValue("(nO)", index, error);
+    int rc = (id == NULL || entry == NULL) ? -1 : PyDict_SetItem(b->unwound, id, entry);
+    Py_XDECREF(id);
+    Py_XDECREF(entry);
+    if (rc < 0)
+        return -1;
+    set_slot(b, call, S_ERROR, here ? b->raised : error);
+    return 0;
+}
+
+static inline int
+is_call(Builder *b, PyObject *entry)
+{
+    return entry != b->hidden && entry != b->dropped;
+}
+
+static void
+builder_pop(Builder *b, PyObject **entry, PyObject **key)
+{
+    b->n--;
+    *entry = b->stack[b->n];  /* the references pass to the caller */
+    *key = b->keys[b->n];
+}
+
+/* A return whose call is not the innermost open one (model._close). */
+static int
+builder_close(Builder *b, PyObject *key, PyObject *t, PyObject *error, Py_ssize_t index)
+{
+    Py_ssize_t i = b->n - 1;
+    while (i >= 0 && b->keys[i] != key)
+        i--;
+    if (i < 0)  /* its call opened before recording started */
+        return 0;
+    while (b->n > 1) {
+        PyObject *entry, *open_key;
+        builder_pop(b, &entry, &open_key);
+        int rc = 0, done = open_key == key;
+        if (is_call(b, entry)) {
+            rc = builder_finish(b, entry, t);
+            if (rc == 0 && done && error != Py_None) {
+                int truth = PyObject_IsTrue(error);
+                rc = truth < 0 ? -1 : truth ? builder_raised(b, entry, error, index) : 0;
+            }
+            if (rc == 0 && !done)
+                set_slot(b, entry, S_OPEN, Py_True);
+        }
+        Py_DECREF(entry);
+        Py_DECREF(open_key);
+        if (rc < 0)
+            return -1;
+        if (done)
+            return 0;
+    }
+    return 0;
+}
+
+static long
+constant_long(PyObject *constants, const char *name)
+{
+    PyObject *value = lookup_constant(constants, name);
+    if (value == NULL)
+        return -1;
+    long v = PyLong_AsLong(value);
+    Py_DECREF(value);
+    return v;
+}
+
+static PyObject *
+build_calls(PyObject *module, PyObject *args)
+{
+    PyObject *events, *root, *call_type, *info_of, *aten_info_of, *constants, *hidden, *dropped;
+    PyObject *python_text, *builtin_text, *aten_text;
+    long depth_limit;
+    if (!PyArg_ParseTuple(args, "O!OO!OOOlOOUUU:build_calls", &PyList_Type, &events, &root, &PyType_Type,
+                          &call_type, &info_of, &aten_info_of, &constants, &depth_limit, &hidden, &dropped,
+                          &python_text, &builtin_text, &aten_text))
+        return NULL;
+    Builder b = {0};
+    b.type = (PyTypeObject *)call_type;
+    for (int i = 0; i < N_SLOTS; i++) {
+        PyObject *descr = PyObject_GetAttrString(call_type, slot_names[i]);
+        if (descr == NULL)
+            return NULL;
+        int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                 ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+        if (ok)
+            b.off[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_DECREF(descr);
+        if (!ok)
+            return PyErr_Format(PyExc_TypeError, "build_calls: Call.%s is not a slot", slot_names[i]);
+    }
+    if (!PyObject_TypeCheck(root, b.type))
+        return PyErr_Format(PyExc_TypeError, "build_calls: the root must be a Call");
+    /* A slot of Call that this loop does not know gets None, so that no call is left without it. */
+    PyObject *slots = PyObject_GetAttrString(call_type, "__slots__");
+    if (slots == NULL)
+        return NULL;
+    PyObject *names = PySequence_Tuple(slots);
+    Py_DECREF(slots);
+    if (names == NULL)
+        return NULL;
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(names); j++) {
+        PyObject *name = PyTuple_GET_ITEM(names, j);
+        int known = 0;
+        for (int i = 0; i < N_SLOTS && !known; i++)
+            known = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, slot_names[i]) == 0;
+        if (known)
+            continue;
+        PyObject *descr = PyObject_GetAttr(call_type, name);
+        int ok = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                 ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX && b.n_other < MAX_OTHER_SLOTS;
+        if (ok)
+            b.other[b.n_other++] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_XDECREF(descr);
+        if (!ok) {
+            Py_DECREF(names);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "build_calls: a slot of Call it cannot set");
+            return NULL;
+        }
+    }
+    Py_DECREF(names);
+    long k_call = constant_long(constants, "CALL"), k_resume = constant_long(constants, "RESUME"),
+         k_return = constant_long(constants, "RETURN"), k_c_call = constant_long(constants, "C_CALL"),
+         k_c_return = constant_long(constants, "C_RETURN"), k_truncated = constant_long(constants, "TRUNCATED"),
+         k_aten_call = constant_long(constants, "ATEN_CALL"), k_aten_return = constant_long(constants, "ATEN_RETURN");
+    if (PyErr_Occurred())
+        return NULL;
+    b.raised = lookup_constant(constants, "RAISED");
+    b.raised_here = lookup_constant(constants, "RAISED_HERE");
+    b.hidden = hidden;
+    b.dropped = dropped;
+    b.unwound = PyDict_New();
+    b.empty = PyTuple_New(0);
+    b.zero = PyLong_FromLong(0);
+    b.cap = 64;
+    b.stack = PyMem_Malloc(b.cap * sizeof(PyObject *));
+    b.keys = PyMem_Malloc(b.cap * sizeof(PyObject *));
+    b.depths = PyMem_Malloc(b.cap * sizeof(long));
+    CodeTable infos = {0}, aten_infos = {0};
+    PyObject *out = NULL;
+    Py_ssize_t n_hidden = 0, in_aten = 0;  /* in_aten: inside an operator, the dispatcher's Python is skipped */
+    int truncated = 0;
+    if (b.raised == NULL || b.raised_here == NULL || b.unwound == NULL || b.empty == NULL || b.zero == NULL)
+        goto done;
+    if (b.stack == NULL || b.keys == NULL || b.depths == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (table_init(&infos) < 0 || table_init(&aten_infos) < 0 || builder_push(&b, root, Py_None, 0) < 0)
+        goto done;
+
+    Py_ssize_t n_events = PyList_GET_SIZE(events);
+    for (Py_ssize_t index = 0; index < n_events; index++) {
+        PyObject *event = PyList_GET_ITEM(events, index);
+        if (!PyTuple_Check(event) || PyTuple_GET_SIZE(event) != 4) {
+            PyErr_SetString(PyExc_TypeError, "build_calls: an event is a 4-tuple");
+            goto done;
+        }
+        long kind = PyLong_AsLong(PyTuple_GET_ITEM(event, 0));
+        if (kind == -1 && PyErr_Occurred())
+            goto done;
+        PyObject *what = PyTuple_GET_ITEM(event, 1), *t = PyTuple_GET_ITEM(event, 2), *extra = PyTuple_GET_ITEM(event, 3);
+        PyObject *parent = b.stack[b.n - 1];
+        long parent_depth = b.depths[b.n - 1];
+        if (in_aten && kind != k_aten_call && kind != k_aten_return && kind != k_truncated)
+            continue;
+        if (kind == k_call || kind == k_resume) {
+            CodeSlot *slot = table_find(&infos, what);
+            if (slot->code != what) {
+                PyObject *info = PyObject_CallOneArg(info_of, what);
+                if (info == NULL)
+                    goto done;
+                if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 7) {
+                    Py_DECREF(info);
+                    PyErr_SetString(PyExc_TypeError, "build_calls: info_of(code) must give a 7-tuple");
+                    goto done;
+                }
+                if (table_remember(&infos, what, 1) < 0) {
+                    Py_DECREF(info);
+                    goto done;
+                }
+                slot = table_find(&infos, what);
+                slot->names = info;
+            }
+            PyObject *info = slot->names;
+            int plumbing = PyObject_IsTrue(PyTuple_GET_ITEM(info, 6));
+            if (plumbing < 0)
+                goto done;
+            if (plumbing || parent == dropped) {
+                if (builder_push(&b, dropped, what, 0) < 0)
+                    goto done;
+                continue;
+            }
+            if (parent == hidden || (depth_limit >= 0 && parent_depth >= depth_limit)) {
+                if (builder_push(&b, hidden, what, 0) < 0)
+                    goto done;
+                n_hidden++;
+                continue;
+            }
+            PyObject *call_args = extra == Py_None ? b.empty : extra;
+            PyObject *call_names = extra == Py_None ? b.empty : PyTuple_GET_ITEM(info, 5);
+            if (builder_open(&b, what, t, python_text, PyTuple_GET_ITEM(info, 0), PyTuple_GET_ITEM(info, 1),
+                             PyTuple_GET_ITEM(info, 2), PyTuple_GET_ITEM(info, 3), PyTuple_GET_ITEM(info, 4),
+                             call_args, call_names, kind == k_resume) == NULL)
+                goto done;
+        }
+        else if (kind == k_return || kind == k_c_return) {
+            if (b.keys[b.n - 1] == what && what != Py_None) {
+                PyObject *entry, *key;
+                builder_pop(&b, &entry, &key);
+                int rc = 0;
+                if (is_call(&b, entry)) {
+                    rc = builder_finish(&b, entry, t);
+                    if (rc == 0 && extra != Py_None) {
+                        int truth = PyObject_IsTrue(extra);
+                        rc = truth < 0 ? -1 : truth ? builder_raised(&b, entry, extra, index) : 0;
+                    }
+                }
+                Py_DECREF(entry);
+                Py_DECREF(key);
+                if (rc < 0)
+                    goto done;
+            }
+            else if (builder_close(&b, what, t, extra, index) < 0)
+                goto done;
+        }
+        else if (kind == k_c_call) {
+            if (parent == dropped) {
+                if (builder_push(&b, dropped, what, 0) < 0)
+                    goto done;
+                continue;
+            }
+            if (parent == hidden || (depth_limit >= 0 && parent_depth >= depth_limit)) {
+                if (builder_push(&b, hidden, what, 0) < 0)
+                    goto done;
+                n_hidden++;
+                continue;
+            }
+            if (!PyTuple_Check(what) || PyTuple_GET_SIZE(what) != 2) {
+                PyErr_SetString(PyExc_TypeError, "build_calls: a C call's key is (module, name)");
+                goto done;
+            }
+            if (builder_open(&b, what, t, builtin_text, PyTuple_GET_ITEM(what, 1), PyTuple_GET_ITEM(what, 0),
+                             Py_None, Py_None, Py_None, b.empty, b.empty, 0) == NULL)
+                goto done;
+        }
+        else if (kind == k_aten_call) {
+            if (in_aten++ > 0)
+                continue;
+            if (parent == dropped) {
+                if (builder_push(&b, dropped, what, 0) < 0)
+                    goto done;
+                continue;
+            }
+            if (parent == hidden || (depth_limit >= 0 && parent_depth >= depth_limit)) {
+                if (builder_push(&b, hidden, what, 0) < 0)
+                    goto done;
+                n_hidden++;
+                continue;
+            }
+            CodeSlot *slot = table_find(&aten_infos, what);
+            if (slot->code != what) {
+                PyObject *info = PyObject_CallOneArg(aten_info_of, what);
+                if (info == NULL)
+                    goto done;
+                if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 5) {
+                    Py_DECREF(info);
+                    PyErr_SetString(PyExc_TypeError, "build_calls: aten_info_of(op) must give a 5-tuple");
+                    goto done;
+                }
+                if (table_remember(&aten_infos, what, 1) < 0) {
+                    Py_DECREF(info);
+                    goto done;
+                }
+                slot = table_find(&aten_infos, what);
+                slot->names = info;
+            }
+            PyObject *info = slot->names;
+            /* Call(name, namespace, relpath, line, "aten", extra, ...): positional summaries keep the
+             * schema's names beside them; a dict (or nothing) is the args itself */
+            PyObject *call_args, *call_names;
+            if (PyTuple_CheckExact(extra)) {
+                call_args = Py_NewRef(extra);
+                call_names = PyTuple_GET_ITEM(info, 4);
+            }
+            else {
+                int truth = PyObject_IsTrue(extra);
+                if (truth < 0)
+                    goto done;
+                call_args = truth ? Py_NewRef(extra) : PyDict_New();
+                call_names = Py_None;
+                if (call_args == NULL)
+                    goto done;
+            }
+            PyObject *opened = builder_open(&b, what, t, aten_text, PyTuple_GET_ITEM(info, 0), PyTuple_GET_ITEM(info, 1),
+                                            PyTuple_GET_ITEM(info, 2), PyTuple_GET_ITEM(info, 3), Py_None,
+                                            call_args, call_names, 0);
+            Py_DECREF(call_args);
+            if (opened == NULL)
+                goto done;
+        }
+        else if (kind == k_aten_return) {
+            if (--in_aten == 0 && builder_close(&b, what, t, extra, index) < 0)
+                goto done;
+        }
+        else if (kind == k_truncated) {
+            truncated = 1;
+            break;
+        }
+        else {
+            PyErr_Format(PyExc_ValueError, "build_calls: unknown event kind %ld", kind);
+            goto done;
+        }
+    }
+    PyObject *stack = PyList_New(b.n), *keys = PyList_New(b.n);
+    if (stack == NULL || keys == NULL) {
+        Py_XDECREF(stack);
+        Py_XDECREF(keys);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < b.n; i++) {
+        PyList_SET_ITEM(stack, i, Py_NewRef(b.stack[i]));
+        PyList_SET_ITEM(keys, i, Py_NewRef(b.keys[i]));
+    }
+    out = Py_BuildValue("(NNnOO)", stack, keys, n_hidden, b.unwound, truncated ? Py_True : Py_False);
+done:
+    for (Py_ssize_t i = 0; i < b.n; i++) {
+        Py_DECREF(b.stack[i]);
+        Py_DECREF(b.keys[i]);
+    }
+    PyMem_Free(b.stack);
+    PyMem_Free(b.keys);
+    PyMem_Free(b.depths);
+    if (infos.slots != NULL)
+        table_free(&infos);
+    if (aten_infos.slots != NULL)
+        table_free(&aten_infos);
+    Py_XDECREF(b.raised);
+    Py_XDECREF(b.raised_here);
+    Py_XDECREF(b.unwound);
+    Py_XDECREF(b.empty);
+    Py_XDECREF(b.zero);
+    return out;
+}
+
+#define SUMMARISE_VALUES_METHOD \
+    {"summarise_values", (PyCFunction)(void (*)(void))summarise_values, METH_FASTCALL, \
+     "summarise_values(values, summarise, by_type, fast) -> tuple: each value's summary, as summary.summarise gives it."}
+
+#define BUILD_CALLS_METHOD \
+    {"build_calls", build_calls, METH_VARARGS, \
+     "build_calls(events, root, Call, info_of, aten_info_of, constants, depth_limit, hidden, dropped, 'python', " \
+     "'builtin', 'aten') -> (stack, keys, hidden, unwound, truncated): model._build_events' loop."}
 
 #endif

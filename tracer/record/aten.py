@@ -15,8 +15,20 @@ Imported only when the aten layer is asked for.
 
 from __future__ import annotations
 
+import os
+
 from .events import ATEN_CALL, ATEN_RETURN, TRUNCATED
-from .summary import _by_type, summarise
+from .summary import _by_type, _fast_by_type, summarise
+
+try:  # the C callbacks' module summarises a tuple of values as summarise would, each without a Python call
+    from ._fastprofile import summarise_values
+except ImportError:
+    try:
+        from ._fastmonitor import summarise_values
+    except ImportError:
+        summarise_values = None
+if os.environ.get("TRACER_PURE_PYTHON"):  # the Python callbacks, all the way
+    summarise_values = None
 
 
 def make_mode(rec):
@@ -84,6 +96,8 @@ def _summarise_op(func, args, kwargs):
     names = operator_argument_names(func)
     get = _by_type.get  # summarise() inlined, as in summarise_frame
     if not kwargs and len(args) <= len(names):
+        if summarise_values is not None and type(args) is tuple:
+            return summarise_values(args, summarise, _by_type, _fast_by_type)
         return tuple([(get(type(value)) or summarise)(value) for value in args])
     out = {}
     for i, value in enumerate(args):

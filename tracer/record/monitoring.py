@@ -116,7 +116,7 @@ def _make_monitor(rec, recorder):
     return _fastmonitor.Monitor(
         rec.events, rec.scope.codes, rec.scope.classify_code, rec.builtin_key, summary.summarise, summary._by_type,
         summary.cached_argument_names, recorder.truncate, vars(_events), sys.monitoring.DISABLE, _C_TYPES,
-        threading.get_ident(), "builtin" in rec.layers, rec.args, rec.max_events)
+        threading.get_ident(), "builtin" in rec.layers, rec.args, rec.max_events, fast=summary._fast_by_type)
 
 
 def _make_callbacks(rec, recorder):

@@ -15,6 +15,7 @@ import threading
 
 from . import events as _events
 from .events import C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RESUME, RETURN, TRUNCATED
+from . import summary
 from .summary import summarise_frame
 
 try:
@@ -68,7 +69,7 @@ class ProfileRecorder:
         profiler = self.callback = _fastprofile.Profiler(
             rec.events, rec.scope.codes, rec.scope.classify_code, rec.builtin_key, summarise_frame, self.truncate,
             vars(_events), _NORMAL_EXITS, _RAISE, "builtin" in rec.layers, rec.args, rec.max_events,
-            outer if _chains(outer) else None)
+            outer if _chains(outer) else None, summaries=summary)
         _note_outer(rec, outer)
         self._previous_thread_profile = threading.getprofile()
         threading.setprofile(_thread_counter(rec))

@@ -17,6 +17,10 @@ _SCALARS = (int, float, bool, complex, type(None))
 _MAX_STR = 40
 
 _by_type: dict[type, object] = {}
+# What the C callbacks may do for a type without calling its summariser, from the same summariser:
+# a str (every value of the type has that summary), a dict (the shared {value: summary} the summariser
+# fills) or a 1-tuple (name,) for "name[len]". Filled beside _by_type; the Python path never reads it.
+_fast_by_type: dict[type, object] = {}
 
 
 def summarise(value) -> str:
@@ -25,6 +29,9 @@ def summarise(value) -> str:
     fn = _by_type.get(kind)
     if fn is None:
         fn = _by_type[kind] = _summariser_for(kind)
+        fast = getattr(fn, "fast", None)
+        if fast is not None:
+            _fast_by_type[kind] = fast
     return fn(value)  # each summariser is safe: see _summariser_for
 
 
@@ -107,6 +114,11 @@ def _tensor(value) -> str:
     return text
 
 
+# The C callbacks read the same key through the tensor's getters and remember texts by it (summarise_tensor
+# in _recording.h), calling _tensor for a key they have not seen.
+_tensor.fast = (None, _tensor)
+
+
 def _tensor_text(dtype, shape, device, requires_grad, kind) -> str:
     dtype = str(dtype).rpartition(".")[2]
     text = f"{_DTYPES.get(dtype, dtype)}[{', '.join(map(str, shape))}] {device}"
@@ -135,7 +147,24 @@ def _shared(fn):
                 texts.clear()
             text = texts[value] = fn(value)
         return text
+    shared.fast = texts
     return shared
+
+
+def _named(name: str):
+    """The summariser of a type whose values all read as one name (a Module's class, a user object's type)."""
+    def named(value):
+        return name
+    named.fast = name
+    return named
+
+
+def _sized(name: str):
+    """The summariser of a built-in container: its type and length."""
+    def sized(value):
+        return f"{name}[{len(value)}]"
+    sized.fast = (name,)
+    return sized
 
 
 _MAX_SHARED = 10_000
@@ -172,14 +201,13 @@ def _unguarded_summariser_for(kind: type):
     if kind is str:
         return _shared(_string), True
     if kind in (list, tuple, dict, set, frozenset):
-        name = kind.__name__
-        return (lambda v: f"{name}[{len(v)}]"), True
+        return _sized(kind.__name__), True
     if _is_tensor_type(kind):
         plain = kind.__name__ in ("Tensor", "Parameter") and kind.__module__ in ("torch", "torch._tensor", "torch.nn.parameter")
         return (_tensor, True) if plain else (_tensor_subclass, False)
     name = _type_name(kind)
     if _is_module_type(kind):
-        return (lambda v: name), True
+        return _named(name), True
     module = kind.__module__ or ""
     if module == "torch" and name in ("dtype", "device", "layout", "memory_format"):
         return str, False
@@ -189,4 +217,4 @@ def _unguarded_summariser_for(kind: type):
         return (lambda v: f"class {v.__name__}"), False
     if name in ("function", "builtin_function_or_method", "method"):
         return (lambda v: f"{name} {getattr(v, '__qualname__', '?')}"), False
-    return (lambda v: name), True
+    return _named(name), True

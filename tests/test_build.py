@@ -1,0 +1,114 @@
+"""The tree is built by one loop written twice, in C (beside the C callbacks) and in Python: both give
+the same tree, call for call, from the same recording."""
+
+import importlib.util
+
+import pytest
+
+from tracer import model
+from tracer.record import Recording
+
+pytestmark = pytest.mark.skipif(not model.USE_C_BUILD and getattr(model._fast, "build_calls", None) is None,
+                                reason="the C builder is not built here")
+
+
+def snapshot(root, meta):
+    rows = [(c.name, c.module, c.relpath, c.line, c.file, c.kind, c.args, c.error, c.start_ns, c.duration_ns,
+             c.depth, c.open, c.resumed, c.pinned_url, len(c.children), c.parent.name if c.parent else None)
+            for c in root.walk()]
+    meta = {k: v for k, v in meta.items() if k != "recorded_at"}
+    return rows, meta
+
+
+def both(monkeypatch, rec, exc_type=None):
+    out = []
+    for use_c in (True, False):
+        monkeypatch.setattr(model, "USE_C_BUILD", use_c)
+        out.append(snapshot(*model.build(rec, exc_type)))
+    return out
+
+
+def record(sample, run, **options):
+    rec = Recording(include=("sample",), **options)
+    rec.start()
+    error = None
+    try:
+        run(sample)
+    except ValueError as e:
+        error = type(e)
+    finally:
+        rec.stop()
+    return rec, error
+
+
+def everything(sample):
+    sample.outer(3)
+    list(sample.gen(3))
+    sample.catches()
+    sample.recurse(6)
+    sample.echo(1, "two", key=3.0)
+    sample.Shape(4).area()
+    sample.tally(["a", "b", "a"])
+    sample.via_other(2)
+    try:
+        sample.boom()
+    except ValueError:
+        pass
+    g = sample.gen(5)
+    next(g)  # left open when the block ends
+
+
+@pytest.mark.parametrize("options", [dict(), dict(args=False), dict(layers=("python", "builtin")),
+                                     dict(depth=2), dict(depth=0), dict(max_events=25),
+                                     dict(layers=("python", "builtin"), max_events=40)],
+                         ids=["args", "no-args", "builtin", "depth-2", "depth-0", "truncated", "builtin-truncated"])
+def test_c_and_python_builders_give_the_same_tree(sample, monkeypatch, options):
+    rec, _ = record(sample, everything, **options)
+    c, python = both(monkeypatch, rec)
+    assert c == python
+    assert len(c[0]) > 1 or c[1]["hidden_below_depth"] > 0
+
+
+def test_the_same_tree_when_an_exception_leaves_the_block(sample, monkeypatch):
+    def escapes(sample):
+        sample.outer(2)
+        sample.boom()
+    rec, error = record(sample, escapes)
+    assert error is ValueError
+    c, python = both(monkeypatch, rec, error)
+    assert c == python
+    assert any(row[7] == "ValueError" for row in c[0])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the aten layer needs torch")
+@pytest.mark.parametrize("layers", [("aten",), ("python", "aten"), ("python", "builtin", "aten")])
+def test_the_same_tree_with_operators(monkeypatch, layers):
+    import torch
+
+    layer = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.ReLU())
+    rec = Recording(layers=layers, include=("torch",))
+    rec.start()
+    try:
+        layer(torch.randn(5, 3)).sum().backward()
+        torch.ones(2).add_(1, alpha=2)  # a keyword argument: the summaries are a dict
+        try:
+            torch.ones(2) @ torch.ones(3)
+        except RuntimeError:
+            pass
+    finally:
+        rec.stop()
+    c, python = both(monkeypatch, rec)
+    assert c == python
+    assert any(row[5] == "aten" for row in c[0])
+
+
+def test_a_slot_added_to_call_gets_none_from_the_c_builder(sample, monkeypatch):
+    class Wider(model.Call):  # stands in for a Call with one more slot
+        __slots__ = ("batch",)
+
+    rec, _ = record(sample, everything, layers=("python", "builtin"))
+    monkeypatch.setattr(model, "Call", Wider)
+    monkeypatch.setattr(model, "USE_C_BUILD", True)
+    root, _ = model.build(rec)
+    calls = list(root.walk())[1:]
+    assert calls and all(type(c) is Wider and c.batch is None for c in calls)
