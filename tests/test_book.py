@@ -341,6 +341,21 @@ def test_building_one_chapter_keeps_the_others_in_the_ledger(built, tmp_path):
     assert ledger["summary"] == built.ledger["summary"]
 
 
+def test_the_committed_drift_report_is_a_page_of_the_site(built, tmp_path):
+    assert not (built.site / "drift.html").exists() and "drift.html" not in (built.site / "index.html").read_text()
+    notebooks = tmp_path / "nb"
+    notebooks.mkdir()
+    (notebooks / "DRIFT.md").write_text("# The book on two versions of torch\n\n| claim | a | b |\n|---|---|---|\n"
+                                        "| x | passed | failed |\n", encoding="utf-8")
+    site = tmp_path / "site"
+    result = run_main("build", "4", "--chapters-dir", built.chapters, "--notebooks", notebooks, "--site", site,
+                      "--cache", CACHE)
+    assert result.code == 0
+    page = (site / "drift.html").read_text(encoding="utf-8")
+    assert '<h1 id="The-book-on-two-versions-of-torch">' in page and "<td>failed</td>" in page
+    assert 'href="drift.html"' in (site / "index.html").read_text(encoding="utf-8")
+
+
 def test_check_sync_names_missing_and_changed_notebooks(built, tmp_path):
     result = run_main("check-sync", "--chapters-dir", built.chapters, "--notebooks", built.notebooks)
     assert result.code == 1

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..claims import FAILED, PASSED, SKIPPED
 from .chapter import chapter_files, display_path, missing_chapters_dir
+from .drift import REPORT, write_page
 from .notebook import sync_problems, write_notebook
 from .run import CELL_TIMEOUT_S, ChapterRun, run_chapter
 from .site import RevealMissing, reveal_archive, write_site
@@ -47,6 +48,9 @@ def build(paths: list[Path], notebooks_dir: Path, site: Path | None, cache: Path
         else:
             print(f"    {kept_notebook(notebooks_dir / f'{run.name}.ipynb')}", flush=True)
     if site is not None:
+        report = notebooks_dir / REPORT.name
+        if report.is_file():  # the committed drift report is a page of the site too
+            write_page(report.read_text(encoding="utf-8"), site)
         write_site(runs, site, reveal, all_chapters)
     return runs
 
