@@ -9,6 +9,14 @@ from types import ModuleType
 
 from .scope import Scope, check_depth, check_layers
 
+try:  # Trace.__enter__ and __exit__ in C (_recording.h), from whichever C recorder this Python has
+    from ._fastprofile import EnterGuard, ExitGuard
+except ImportError:
+    try:
+        from ._fastmonitor import EnterGuard, ExitGuard
+    except ImportError:
+        EnterGuard = ExitGuard = None
+
 DEFAULT_MAX_EVENTS = 5_000_000
 BACKENDS = ("auto", "setprofile", "sys.monitoring")
 
@@ -68,38 +76,43 @@ class Recording:
             return key
 
     def start(self):
-        if "aten" in self.layers:
-            from .aten import make_mode
-            self._mode = make_mode(self)
-            self._mode.__enter__()
-        self.started_ns = self.clock()
-        if "python" in self.layers:
-            if self.backend == "sys.monitoring":
-                from .monitoring import MonitoringRecorder as Backend
-            else:
-                from .setprofile import ProfileRecorder as Backend
-            python = Backend(self)
-            try:
-                python.start()
-            except BaseException:
-                self._exit_mode()
-                raise
-            self._python = python
+        """Install every hook, the python layer's last; on any exception (an interrupt included) none is left."""
+        try:
+            if "aten" in self.layers:
+                from .aten import make_mode
+                mode = make_mode(self)
+                self._mode = mode
+                mode.__enter__()
+            self.started_ns = self.clock()
+            if "python" in self.layers:
+                if self.backend == "sys.monitoring":
+                    from .monitoring import MonitoringRecorder as Backend
+                else:
+                    from .setprofile import ProfileRecorder as Backend
+                self._python = Backend(self)  # known before it starts, so that stop() finds it whatever happens
+                self._python.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self):
-        """Uninstall every hook; safe to call more than once."""
-        python, self._python = self._python, None
+        """Uninstall every hook; safe to call more than once, and again after an interrupt stopped it midway."""
         try:
-            if python is not None:
-                python.stop()
+            if self._python is not None:
+                self._python.stop()
+                self._python = None
         finally:
-            self.stopped_ns = self.clock()
+            if self.stopped_ns is None:
+                self.stopped_ns = self.clock()
             self._exit_mode()
 
     def _exit_mode(self):
-        mode, self._mode = self._mode, None
+        mode = self._mode
         if mode is not None:
-            mode.__exit__(None, None, None)
+            from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+            if any(m is mode for m in _get_current_dispatch_mode_stack()):  # not if an interrupt came before it entered
+                mode.__exit__(None, None, None)
+            self._mode = None
 
 
 def _choose_backend(backend):
