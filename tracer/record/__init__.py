@@ -58,14 +58,19 @@ class Recording:
                               "(an argument that could not be summarised, say); the code ran on")
 
     def builtin_key(self, func):
-        """The interned (module, name) of a C function in the include set, else None."""
+        """The interned (module, name) of a C function in the include set, else None; never raises."""
         owner = getattr(func, "__self__", None)
         # A module's functions are the same objects at every call; a method bound to a type or an instance
         # is made anew at each access (dict.fromkeys), so it is cached by its owner's type and its name.
-        if owner is None or isinstance(owner, ModuleType):
+        # type(owner), never isinstance: the traced code's __class__ property may raise.
+        owner_type = type(owner)
+        if owner is None or issubclass(owner_type, ModuleType):
             cache_key = func
         else:
-            cache_key = (owner if isinstance(owner, type) else type(owner), func.__name__)
+            try:
+                cache_key = (owner if issubclass(owner_type, type) else owner_type, func.__name__)
+            except Exception:  # an odd callable: not one of the included packages' C functions
+                return None
         try:
             return self._builtin_keys[cache_key]
         except KeyError:
@@ -74,6 +79,8 @@ class Recording:
                 key = self._builtin_keys.setdefault(key, key)  # one tuple per name: returns match by identity
             self._builtin_keys[cache_key] = key
             return key
+        except Exception:  # an unhashable key, or a __eq__ that raises
+            return None
 
     def start(self):
         """Install every hook, the python layer's last; on any exception (an interrupt included) none is left."""
