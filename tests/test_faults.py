@@ -353,3 +353,13 @@ def test_command_line_refuses_an_output_it_cannot_write_before_running(tmp_path,
     assert out.returncode == 2, out.stderr
     assert "ran" not in out.stdout and "Traceback" not in out.stderr
     assert "cannot write" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_command_line_says_in_one_line_when_the_output_goes_away_during_the_run(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = run_cli("-o", str(folder / "t.json"), "--format", "json", "-c",
+                  f"import shutil; shutil.rmtree({str(folder)!r}); print('ran')")
+    assert out.returncode != 0 and "ran" in out.stdout
+    assert "Traceback" not in out.stderr and "cannot write" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -35,7 +35,9 @@ class Recording:
             raise ValueError("the aten layer records ATen operators through a TorchDispatchMode and needs torch: "
                              "install torch, or leave 'aten' out of the layers")
         self.depth = check_depth(depth)
-        self.args = bool(args)
+        if not isinstance(args, bool):  # bool("no") is True: a string or a number is a mistake to say
+            raise TypeError(f"args takes True (summarise arguments) or False, not {type(args).__name__}: {args!r}")
+        self.args = args
         if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 1:
             raise ValueError(f"max_events must be a positive whole number, got {max_events!r}")
         self.max_events = max_events
