@@ -85,7 +85,8 @@ class Call:
         if not path or not self.line:
             return ""
         if self.kind == "aten":
-            return source.file_lines(path)[self.line - 1] + "\n"
+            lines = source.file_lines(path)
+            return lines[self.line - 1] + "\n" if self.line <= len(lines) else ""
         return "".join(source.block_at(path, self.line))
 
     def walk(self):

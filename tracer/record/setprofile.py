@@ -76,7 +76,10 @@ class _Dispatcher:
     """
 
     def __init__(self):
-        self.lock = threading.RLock()
+        # Guards what threads share (which threads record, threading's profile function). Taken only while
+        # this thread's own hook is off: a Python callback may raise (an interrupt) at any event, the lock's
+        # own __exit__ call included, which would leave it held.
+        self.lock = threading.Lock()
         self.stacks: dict = {}  # thread ident -> its active recorders, outermost first
         self.outside: dict = {}  # thread ident -> the profile function there before its first recording
         self.installed: dict = {}  # thread ident -> what was installed there last
@@ -84,56 +87,61 @@ class _Dispatcher:
 
     def add(self, recorder):
         thread = recorder.thread
-        with self.lock:
-            stack = self.stacks.get(thread)
-            if stack is None:
-                outside = sys.getprofile()
-                _note_outer(recorder.recording, outside)
-                if not self.stacks:
-                    self.thread_outside = threading.getprofile()
-                    threading.setprofile(self._count_new_thread)
-                self.outside[thread] = outside
-                stack = self.stacks[thread] = []
+        stack = self.stacks.get(thread)
+        if stack is not None:
             stack.append(recorder)
-            self.installed[thread] = _install(stack)
+        else:
+            outside = sys.getprofile()
+            _note_outer(recorder.recording, outside)
+            self.outside[thread] = outside
+            with self.lock:
+                first = not self.stacks
+                if first:
+                    self.thread_outside = threading.getprofile()
+                self.stacks[thread] = stack = [recorder]  # registered before threading's hook, so remove() undoes it
+                if first:
+                    threading.setprofile(self._count_new_thread)
+        self.installed[thread] = _install(stack)
 
     def remove(self, recorder):
         """Take `recorder` out: None if it was out already, "replaced" if the traced code had replaced the
-        profile function (every recording of the thread stops then), else "removed"."""
+        profile function (every recording of the thread stops then), else "removed".
+
+        This thread's hook comes off first, with one call; every later step is idempotent and the
+        bookkeeping is committed last, so a call cut short by an interrupt is finished by the next one."""
         thread = recorder.thread
+        stack = self.stacks.get(thread)
+        if stack is None or recorder not in stack:  # by identity: recorders do not define ==
+            return None
+        here = thread == threading.get_ident()
+        replaced = False
+        if here:
+            installed = self.installed.get(thread, _UNKNOWN)  # unknown: an interrupt came before add() noted it
+            replaced = installed is not _UNKNOWN and installed is not None and sys.getprofile() is not installed
+            self.installed[thread] = None  # taken off by us, not replaced
+            sys.setprofile(None)
+        rest = [] if replaced else [r for r in stack if r is not recorder]
+        if rest:
+            if here:
+                self.installed[thread] = _install(rest)
+            self.stacks[thread] = rest
+            return "removed"
+        if here:
+            _restore(self.outside.get(thread))
+        if replaced:
+            for other in stack:
+                if other is not recorder:
+                    other.recording.notes.append("the traced code replaced the profile function "
+                                                 "(sys.setprofile), so recording stopped there")
         with self.lock:
-            stack = self.stacks.get(thread)
-            if stack is None or recorder not in stack:  # by identity: recorders do not define ==
-                return None
-            here = thread == threading.get_ident()
-            replaced = False
-            if here:
-                installed = self.installed.get(thread, _UNKNOWN)  # unknown: an interrupt came before add() noted it
-                replaced = installed is not _UNKNOWN and installed is not None and sys.getprofile() is not installed
-                self.installed[thread] = None  # taken off, by us: no Python runs under the hook from here on
-                sys.setprofile(None)
-            rest = [] if replaced else [r for r in stack if r is not recorder]
-            if rest:
-                if here:
-                    self.installed[thread] = _install(rest)
-                self.stacks[thread] = rest
-                return "removed"
-            # Put back what was there before; every step here is idempotent, and the bookkeeping is
-            # committed last, so that a call cut short by an interrupt is finished by the next one.
-            if here:
-                _restore(self.outside[thread])
-            if replaced:
-                for other in stack:
-                    if other is not recorder:
-                        other.recording.notes.append("the traced code replaced the profile function "
-                                                     "(sys.setprofile), so recording stopped there")
             if len(self.stacks) == 1:
                 threading.setprofile(self.thread_outside)
-            del self.stacks[thread], self.outside[thread]
-            self.installed.pop(thread, None)
+            del self.stacks[thread]
             if not self.stacks:
                 self.thread_outside = None
-            return "replaced" if replaced else "removed"
+        self.outside.pop(thread, None)
+        self.installed.pop(thread, None)
+        return "replaced" if replaced else "removed"
 
     def _count_new_thread(self, frame, event, arg):
         """threading's profile function while any block records: a thread started meanwhile is not traced."""
