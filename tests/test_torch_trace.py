@@ -209,3 +209,30 @@ def test_a_loaded_trace_keeps_its_pinned_links(tmp_path):
     forward["url"] = forward["url"].replace(COMMIT, "0" * 40)  # as if saved with another torch
     loaded = tracer.load(data)
     assert loaded.find("Linear.forward")[0].url.startswith("https://github.com/pytorch/pytorch/blob/" + "0" * 40)
+
+
+def test_a_compiled_call_under_the_aten_layer_costs_what_it_costs_untraced_plus_the_recording():
+    """Dynamo must not trace the recorder's own __torch_dispatch__: it graph-broke there on the growing
+    events list and compiled again at every call, seconds per call after a few hundred operators."""
+    import time
+
+    @torch.compile(backend="eager", dynamic=False)
+    def waves(x):
+        return torch.sin(x).cos() + 1
+
+    x = torch.randn(8, 8)
+    waves(x)  # compiled here, outside the block
+    untraced = []
+    for _ in range(5):
+        start = time.perf_counter()
+        waves(x)
+        untraced.append(time.perf_counter() - start)
+    with tracer.trace(layers=("aten",)) as t:
+        for _ in range(300):
+            x + x
+        start = time.perf_counter()
+        y = waves(x)
+        traced = time.perf_counter() - start
+    assert torch.equal(y, torch.sin(x).cos() + 1)
+    assert {"aten::sin", "aten::cos"} <= {c.name for c in t.calls}
+    assert traced < 10 * sorted(untraced)[2] + 0.5, f"traced {traced:.3f} s against {sorted(untraced)[2]:.4f} s untraced"

@@ -82,10 +82,11 @@ def main(argv=None) -> int:
         sys.argv = [opts.script, *opts.args]
         sys.path.insert(0, os.path.dirname(os.path.abspath(opts.script)))
         run = lambda: runpy.run_path(opts.script, run_name="__main__")
-    output_dir = os.path.dirname(os.path.abspath(opts.output)) if opts.output else None
-    if output_dir and not os.path.isdir(output_dir):  # say so before running the code, not after
-        print(f"python -m tracer: cannot write {opts.output}: no folder {output_dir}", file=sys.stderr)
-        return 2
+    if opts.output:  # say so before running the code, not after
+        problem = unwritable(opts.output)
+        if problem:
+            print(f"python -m tracer: cannot write {opts.output}: {problem}", file=sys.stderr)
+            return 2
     status = 0
     try:
         with recorder:
@@ -100,8 +101,31 @@ def main(argv=None) -> int:
         traceback.print_exc()
         print(f"python -m tracer: {target} raised; the trace up to that point follows", file=sys.stderr)
         status = 1
-    write(recorder if opts.imports else views.hide_imports(recorder, hint="--imports keeps them"), opts)
+    try:
+        write(recorder if opts.imports else views.hide_imports(recorder, hint="--imports keeps them"), opts)
+    except OSError as error:  # the output went away or filled up while the code ran
+        print(f"python -m tracer: cannot write {opts.output or 'the trace'}: {error.strerror or error}", file=sys.stderr)
+        return status or 1
     return status
+
+
+def unwritable(path) -> str | None:
+    """Why `path` cannot be written, or None: opened for appending (nothing it holds is lost), by the code
+    that will write it, so a folder, a missing folder, /proc or a read-only place is found before the run."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return "it is a folder"
+    if not os.path.isdir(folder):
+        return f"no folder {folder}"
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    if not existed:
+        os.remove(path)  # made only to try: the trace writes it after the run
+    return None
 
 
 def write(t, opts):

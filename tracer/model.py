@@ -10,7 +10,7 @@ import sys
 import time
 
 from . import source
-from .record import Recording
+from .record import EnterGuard, ExitGuard, Recording
 from .record.aten import operator_argument_names  # torch-free: torch is imported by make_mode only
 from .record.summary import argument_names
 from .record.events import (ATEN_CALL, ATEN_RETURN, C_CALL, C_RETURN, CALL, RAISED, RAISED_HERE, RESUME, RETURN,
@@ -100,7 +100,8 @@ class Call:
         if not path or not self.line:
             return ""
         if self.kind == "aten":
-            return source.file_lines(path)[self.line - 1] + "\n"
+            lines = source.file_lines(path)
+            return lines[self.line - 1] + "\n" if self.line <= len(lines) else ""
         return "".join(source.block_at(path, self.line))
 
     def walk(self):
@@ -121,6 +122,10 @@ class Call:
         return f"<Call {self.name} {self.location} depth={self.depth} children={len(self.children)}>"
 
 
+class _Refused(RuntimeError):
+    """A trace entered twice: nothing was installed, so nothing is to be undone."""
+
+
 class Trace:
     """The calls a block made into the included packages, as a tree under `root`."""
 
@@ -130,16 +135,32 @@ class Trace:
         self.meta = meta or {}
 
     # -- recording ----------------------------------------------------------------------------
-    def __enter__(self):
+    def _start_hooks(self):
         if self._recording is None or self._root is not None:
-            raise RuntimeError("this trace has already recorded its block; start a new one with tracer.trace()")
+            raise _Refused("this trace has already recorded its block; start a new one with tracer.trace()")
         if self._recording.started_ns is not None:
-            raise RuntimeError("this trace is already recording: start a new one with tracer.trace() to nest")
-        self._recording.start()
+            raise _Refused("this trace is already recording: start a new one with tracer.trace() to nest")
+        self._recording.start()  # its last step installs the hook
+
+    def _undo_start(self, error):
+        """After _start_hooks raised: take off what it installed (an interrupt can land after the hook is on)."""
+        if not isinstance(error, _Refused):
+            self._stop_hooks(None)
+
+    def __enter__(self):
+        """Where no C recorder is built; an interrupt in the frames returning after the hook went on can leave it."""
+        try:
+            self._start_hooks()
+        except BaseException as error:
+            self._undo_start(error)
+            raise
         return self
 
-    def __exit__(self, exc_type, exc, tb):
-        recording, self._recording = self._recording, None
+    def _stop_hooks(self, exc_type):
+        """Take every hook off (idempotent: __exit__ calls it again if an interrupt cut it short)."""
+        recording = self._recording
+        if recording is None:
+            return
         try:
             recording.stop()
         except Exception as error:
@@ -147,9 +168,28 @@ class Trace:
                 raise
             # the block's own exception matters more: keep it, and say what went wrong in the trace
             recording.notes.append(f"uninstalling the hooks failed: {type(error).__name__}: {error}")
-        finally:
+
+    def _finish(self, exc_type, exc, tb):
+        recording, self._recording = self._recording, None
+        if recording is not None:
             self._root, self.meta = build(recording, exc_type)
         return False  # the block's exception propagates unchanged
+
+    def __exit__(self, exc_type, exc, tb):
+        """Where no C recorder is built; a pending interrupt raised on this very line still leaves the hooks."""
+        try:
+            try:
+                self._stop_hooks(exc_type)
+            except BaseException:
+                self._stop_hooks(exc_type)  # an interrupt landed midway: this finishes the job
+                raise
+        finally:
+            self._finish(exc_type, exc, tb)
+        return False
+
+    if ExitGuard is not None:  # the same in C, where no line can be interrupted before the hooks are off
+        __enter__ = EnterGuard(_start_hooks, _undo_start)
+        __exit__ = ExitGuard(_stop_hooks, _finish)
 
     # -- the tree -----------------------------------------------------------------------------
     @property

@@ -126,6 +126,8 @@ def url_of(relpath: str | None, line: int | None = None, load: bool = False) -> 
 
 @functools.lru_cache(maxsize=None)
 def _package_dir(top: str) -> str | None:
+    if not top.isidentifier():  # find_spec("a.b") imports a, and "..": the name comes from a loaded trace too
+        return None
     spec = importlib.util.find_spec(top)
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -133,11 +135,18 @@ def _package_dir(top: str) -> str | None:
 
 
 def installed_file(relpath: str) -> str | None:
-    """Where ``relpath`` (``torch/nn/modules/module.py``) lies in this environment, if it does."""
-    root = _package_dir(relpath.partition("/")[0])
+    """Where ``relpath`` (``torch/nn/modules/module.py``) lies in this environment, if it does: a file inside the
+    installed package that its first part names, never anything outside it (``..``, links out)."""
+    parts = relpath.split("/")
+    if any(part in ("", ".", "..") or "\\" in part for part in parts):
+        return None
+    root = _package_dir(parts[0])
     if root is None:
         return None
-    path = os.path.join(root, *relpath.split("/"))
+    path = os.path.join(root, *parts)
+    package = os.path.realpath(os.path.join(root, parts[0]))
+    if not os.path.realpath(path).startswith(package + os.sep):
+        return None
     return path if os.path.isfile(path) else None
 
 

@@ -10,6 +10,14 @@ from types import ModuleType
 from .scope import Scope, check_depth, check_layers
 from .workers import Collector, check_workers  # torch-free: torch is imported when a workers=True block starts
 
+try:  # Trace.__enter__ and __exit__ in C (_recording.h), from whichever C recorder this Python has
+    from ._fastprofile import EnterGuard, ExitGuard
+except ImportError:
+    try:
+        from ._fastmonitor import EnterGuard, ExitGuard
+    except ImportError:
+        EnterGuard = ExitGuard = None
+
 DEFAULT_MAX_EVENTS = 5_000_000
 BACKENDS = ("auto", "setprofile", "sys.monitoring")
 
@@ -28,7 +36,9 @@ class Recording:
             raise ValueError("the aten layer records ATen operators through a TorchDispatchMode and needs torch: "
                              "install torch, or leave 'aten' out of the layers")
         self.depth = check_depth(depth)
-        self.args = bool(args)
+        if not isinstance(args, bool):  # bool("no") is True: a string or a number is a mistake to say
+            raise TypeError(f"args takes True (summarise arguments) or False, not {type(args).__name__}: {args!r}")
+        self.args = args
         if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 1:
             raise ValueError(f"max_events must be a positive whole number, got {max_events!r}")
         self.max_events = max_events
@@ -52,14 +62,19 @@ class Recording:
                               "(an argument that could not be summarised, say); the code ran on")
 
     def builtin_key(self, func):
-        """The interned (module, name) of a C function in the include set, else None."""
+        """The interned (module, name) of a C function in the include set, else None; never raises."""
         owner = getattr(func, "__self__", None)
         # A module's functions are the same objects at every call; a method bound to a type or an instance
         # is made anew at each access (dict.fromkeys), so it is cached by its owner's type and its name.
-        if owner is None or isinstance(owner, ModuleType):
+        # type(owner), never isinstance: the traced code's __class__ property may raise.
+        owner_type = type(owner)
+        if owner is None or issubclass(owner_type, ModuleType):
             cache_key = func
         else:
-            cache_key = (owner if isinstance(owner, type) else type(owner), func.__name__)
+            try:
+                cache_key = (owner if issubclass(owner_type, type) else owner_type, func.__name__)
+            except Exception:  # an odd callable: not one of the included packages' C functions
+                return None
         try:
             return self._builtin_keys[cache_key]
         except KeyError:
@@ -68,44 +83,40 @@ class Recording:
                 key = self._builtin_keys.setdefault(key, key)  # one tuple per name: returns match by identity
             self._builtin_keys[cache_key] = key
             return key
+        except Exception:  # an unhashable key, or a __eq__ that raises
+            return None
 
     def start(self):
-        if self.workers is not None:  # before recording: the patches (and importing torch) are not the block's calls
-            self.workers.start()
+        """Install every hook, the python layer's last; on any exception (an interrupt included) none is left."""
         try:
-            self._start()
+            if self.workers is not None:  # before recording: the patches (and importing torch) are not the block's calls
+                self.workers.start()
+            if "aten" in self.layers:
+                from .aten import make_mode
+                mode = make_mode(self)
+                self._mode = mode
+                mode.__enter__()
+            self.started_ns = self.clock()
+            if "python" in self.layers:
+                if self.backend == "sys.monitoring":
+                    from .monitoring import MonitoringRecorder as Backend
+                else:
+                    from .setprofile import ProfileRecorder as Backend
+                self._python = Backend(self)  # known before it starts, so that stop() finds it whatever happens
+                self._python.start()
         except BaseException:
-            if self.workers is not None:
-                self.workers.stop()
+            self.stop()
             raise
 
-    def _start(self):
-        if "aten" in self.layers:
-            from .aten import make_mode
-            self._mode = make_mode(self)
-            self._mode.__enter__()
-        self.started_ns = self.clock()
-        if "python" in self.layers:
-            if self.backend == "sys.monitoring":
-                from .monitoring import MonitoringRecorder as Backend
-            else:
-                from .setprofile import ProfileRecorder as Backend
-            python = Backend(self)
-            try:
-                python.start()
-            except BaseException:
-                self._exit_mode()
-                raise
-            self._python = python
-
     def stop(self):
-        """Uninstall every hook; safe to call more than once."""
-        python, self._python = self._python, None
+        """Uninstall every hook; safe to call more than once, and again after an interrupt stopped it midway."""
         try:
-            if python is not None:
-                python.stop()
+            if self._python is not None:
+                self._python.stop()
+                self._python = None
         finally:
-            self.stopped_ns = self.clock()
+            if self.stopped_ns is None:
+                self.stopped_ns = self.clock()
             try:
                 self._exit_mode()
             finally:
@@ -113,9 +124,12 @@ class Recording:
                     self.workers.stop()
 
     def _exit_mode(self):
-        mode, self._mode = self._mode, None
+        mode = self._mode
         if mode is not None:
-            mode.__exit__(None, None, None)
+            from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+            if any(m is mode for m in _get_current_dispatch_mode_stack()):  # not if an interrupt came before it entered
+                mode.__exit__(None, None, None)
+            self._mode = None
 
 
 def _choose_backend(backend):

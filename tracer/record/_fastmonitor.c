@@ -706,5 +706,9 @@ PyInit__fastmonitor(void)
         Py_DECREF(module);
         return NULL;
     }
+    if (add_exit_guard(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
     return module;
 }

@@ -398,7 +398,9 @@ profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
     PyObject *chain = self->chain;
     if (rc == 0 && chain != NULL) {
         if (Py_IS_TYPE(chain, &Profiler_Type)) {
+            Py_INCREF(chain);  /* a truncate() on the way may unlink it */
             rc = profile(chain, frame, what, arg);
+            Py_DECREF(chain);
         }
         else if (what >= 0 && what < 8 && event_names[what] != NULL) {
             Py_INCREF(chain);
@@ -602,7 +604,28 @@ Profiler_get_errors(Profiler *self, void *closure)
     return PyLong_FromSsize_t(self->errors);
 }
 
+static PyObject *
+Profiler_get_chain(Profiler *self, void *closure)
+{
+    return Py_NewRef(self->chain ? self->chain : Py_None);
+}
+
+static int
+Profiler_set_chain(Profiler *self, PyObject *value, void *closure)
+{
+    if (value != NULL && value != Py_None && !PyCallable_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "chain must be a profile function or None");
+        return -1;
+    }
+    PyObject *old = self->chain;
+    self->chain = (value == NULL || value == Py_None) ? NULL : Py_NewRef(value);
+    Py_XDECREF(old);
+    return 0;
+}
+
 static PyGetSetDef Profiler_getset[] = {
+    {"chain", (getter)Profiler_get_chain, (setter)Profiler_set_chain,
+     "the profile function fed after this one (None: none); the dispatcher relinks it as blocks start and end", NULL},
     {"_tracer_callback", Profiler_get_true, NULL, "True: a tracer's profile function, which another trace may chain", NULL},
     {"errors", (getter)Profiler_get_errors, NULL, "how many events were dropped because recording them failed", NULL},
     {NULL},
@@ -695,6 +718,10 @@ PyInit__fastprofile(void)
     Py_INCREF(&Profiler_Type);
     if (PyModule_AddObject(module, "Profiler", (PyObject *)&Profiler_Type) < 0) {
         Py_DECREF(&Profiler_Type);
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (add_exit_guard(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

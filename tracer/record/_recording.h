@@ -7,6 +7,8 @@
  *   now_ns        the clock of time.perf_counter_ns, so that times compare with the Recording's
  *                 start and stop stamps.
  *   record_event  append one (kind, what, t, extra) tuple to the events list.
+ *   ExitGuard     Trace.__exit__, which takes the hooks off even when an interrupt cuts it short;
+ *   EnterGuard    Trace.__enter__, which leaves none on if an interrupt lands after they went on.
  */
 
 #ifndef TRACER_RECORDING_H
@@ -926,5 +928,181 @@ done:
     {"build_calls", build_calls, METH_VARARGS, \
      "build_calls(events, root, Call, info_of, aten_info_of, constants, depth_limit, hidden, dropped, 'python', " \
      "'builtin', 'aten') -> (stack, keys, hidden, unwound, truncated): model._build_events' loop."}
+
+/* -- a block's end that an interrupt cannot cut short ----------------------------------------------------- */
+
+/* ExitGuard(stop, finish) is Trace.__exit__: a method that calls stop(trace, exc_type) and, should that raise
+ * (a KeyboardInterrupt that lands anywhere in it, even on its very first line, where Python code cannot
+ * catch it), calls it again: stop is idempotent, so the second call takes off whatever hook the first left.
+ * Then finish(trace, exc_type, exc, tb) builds the tree, and the first error, if any, is raised again.
+ * Written in C because the first line of any Python __exit__ is itself a place where a pending signal raises. */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *stop, *finish;
+} ExitGuard;
+
+static PyObject *
+ExitGuard_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *stop, *finish;
+    if (!PyArg_ParseTuple(args, "OO:ExitGuard", &stop, &finish))
+        return NULL;
+    ExitGuard *self = (ExitGuard *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(stop);
+    self->stop = stop;
+    Py_INCREF(finish);
+    self->finish = finish;
+    return (PyObject *)self;
+}
+
+static void
+ExitGuard_dealloc(ExitGuard *self)
+{
+    Py_CLEAR(self->stop);
+    Py_CLEAR(self->finish);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+ExitGuard_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None) {
+        Py_INCREF(self);
+        return self;
+    }
+    return PyMethod_New(self, obj);
+}
+
+static PyObject *
+ExitGuard_call(ExitGuard *self, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) != 4 || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
+        PyErr_SetString(PyExc_TypeError, "__exit__ takes the trace, exc_type, exc and tb");
+        return NULL;
+    }
+    PyObject *trace = PyTuple_GET_ITEM(args, 0), *exc_type = PyTuple_GET_ITEM(args, 1);
+    PyObject *type = NULL, *value = NULL, *tb = NULL;
+    PyObject *done = PyObject_CallFunctionObjArgs(self->stop, trace, exc_type, NULL);
+    if (done == NULL) {
+        PyErr_Fetch(&type, &value, &tb);
+        done = PyObject_CallFunctionObjArgs(self->stop, trace, exc_type, NULL);  /* finishes what was cut short */
+        if (done == NULL)
+            PyErr_Clear();  /* the first error is the one to report */
+    }
+    Py_XDECREF(done);
+    PyObject *result = PyObject_Call(self->finish, args, NULL);
+    if (type != NULL) {
+        Py_XDECREF(result);
+        PyErr_Restore(type, value, tb);
+        return NULL;
+    }
+    return result;
+}
+
+static PyTypeObject ExitGuard_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer.record.ExitGuard",
+    .tp_basicsize = sizeof(ExitGuard),
+    .tp_dealloc = (destructor)ExitGuard_dealloc,
+    .tp_call = (ternaryfunc)ExitGuard_call,
+    .tp_descr_get = ExitGuard_get,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "ExitGuard(stop, finish): an __exit__ that calls stop(self, exc_type) again if an interrupt cut it "
+              "short, then finish(self, exc_type, exc, tb).",
+    .tp_new = ExitGuard_new,
+};
+
+/* EnterGuard(start, undo) is Trace.__enter__: start(trace) installs the hooks, its last step; should it raise
+ * (an interrupt that lands in the Python frames that return after the hook went on, which the hook itself
+ * runs code for), undo(trace, error) takes them off again before the error goes on. It returns the trace to
+ * the `with` statement from C, so no Python frame runs between the hook going on and __exit__ being armed. */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *start, *undo;
+} EnterGuard;
+
+static PyObject *
+EnterGuard_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *start, *undo;
+    if (!PyArg_ParseTuple(args, "OO:EnterGuard", &start, &undo))
+        return NULL;
+    EnterGuard *self = (EnterGuard *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(start);
+    self->start = start;
+    Py_INCREF(undo);
+    self->undo = undo;
+    return (PyObject *)self;
+}
+
+static void
+EnterGuard_dealloc(EnterGuard *self)
+{
+    Py_CLEAR(self->start);
+    Py_CLEAR(self->undo);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+EnterGuard_call(EnterGuard *self, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) != 1 || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
+        PyErr_SetString(PyExc_TypeError, "__enter__ takes the trace alone");
+        return NULL;
+    }
+    PyObject *trace = PyTuple_GET_ITEM(args, 0);
+    PyObject *started = PyObject_CallOneArg(self->start, trace);
+    if (started == NULL) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        PyObject *undone = PyObject_CallFunctionObjArgs(self->undo, trace, value ? value : Py_None, NULL);
+        if (undone == NULL)
+            PyErr_Clear();  /* the first error is the one to report */
+        Py_XDECREF(undone);
+        PyErr_Restore(type, value, tb);
+        return NULL;
+    }
+    Py_DECREF(started);
+    Py_INCREF(trace);
+    return trace;
+}
+
+static PyTypeObject EnterGuard_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer.record.EnterGuard",
+    .tp_basicsize = sizeof(EnterGuard),
+    .tp_dealloc = (destructor)EnterGuard_dealloc,
+    .tp_call = (ternaryfunc)EnterGuard_call,
+    .tp_descr_get = ExitGuard_get,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "EnterGuard(start, undo): an __enter__ that calls start(self), undo(self, error) if that raised, "
+              "and returns self.",
+    .tp_new = EnterGuard_new,
+};
+
+/* Add ExitGuard and EnterGuard to a module: 0, or -1 with an error set. */
+static int
+add_exit_guard(PyObject *module)
+{
+    PyTypeObject *types[] = {&ExitGuard_Type, &EnterGuard_Type};
+    const char *names[] = {"ExitGuard", "EnterGuard"};
+    for (int i = 0; i < 2; i++) {
+        if (PyType_Ready(types[i]) < 0)
+            return -1;
+        Py_INCREF(types[i]);
+        if (PyModule_AddObject(module, names[i], (PyObject *)types[i]) < 0) {
+            Py_DECREF(types[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 #endif

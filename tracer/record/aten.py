@@ -16,6 +16,7 @@ Imported only when the aten layer is asked for.
 from __future__ import annotations
 
 import os
+import sys
 
 from .events import ATEN_CALL, ATEN_RETURN, TRUNCATED
 from .summary import _by_type, _fast_by_type, summarise
@@ -66,7 +67,24 @@ def make_mode(rec):
             append((ATEN_RETURN, func, now(), None))
             return out
 
+    _skip_dynamo(AtenRecorder.__torch_dispatch__.__code__)
     return AtenRecorder()
+
+
+def _skip_dynamo(code):
+    """Have Dynamo run the recorder's frame, and every frame it calls, as they are: never trace them. Traced,
+    the frame graph-breaks on the growing events list and is compiled again at each compiled call (seconds
+    per call after a few hundred operators). Done by code object, not with torch._disable_dynamo, whose
+    wrapper would add its frames to every operator. Only where Dynamo is loaded (torch.compile loads it):
+    importing it costs a second."""
+    if "torch._dynamo.eval_frame" not in sys.modules:
+        return
+    try:
+        from torch._dynamo.eval_frame import set_code_exec_strategy
+        from torch._dynamo.types import FrameAction, FrameExecStrategy
+    except ImportError:  # an older or newer torch without this switch: compiled calls cost more under the layer
+        return
+    set_code_exec_strategy(code, FrameExecStrategy(FrameAction.SKIP, FrameAction.SKIP))
 
 
 def _machinery_codes():

@@ -33,14 +33,30 @@ TOOL_NAME = "tracer"
 _C_TYPES = (type(len), type(str.join), type(dict.__dict__["fromkeys"]))
 
 
-def free_tool_id() -> int:
+# tool id -> the modules whose code it switched off (returned DISABLE for) in earlier blocks. A location a
+# tool switched off stays off for it, in code that has not run since, until sys.monitoring.restart_events(),
+# which would switch back on what every other tool switched off too (coverage's lines already covered, say).
+# So a block takes a tool id that switched off none of the modules it keeps, and restarts events only when
+# no free id qualifies.
+_switched_off: dict = {}
+
+
+def free_tool_id(scope=None) -> int:
+    """A free tool id, one that switched off nothing `scope` keeps where one is free."""
     mon = sys.monitoring
-    for tool in TOOL_IDS:
-        if mon.get_tool(tool) is None:
+    free = [tool for tool in TOOL_IDS if mon.get_tool(tool) is None]
+    if not free:
+        taken = ", ".join(f"{t}: {mon.get_tool(t)}" for t in range(6))
+        raise RuntimeError(f"every sys.monitoring tool id is taken ({taken}); stop one of those tools, "
+                           "or trace with backend='setprofile'")
+    if scope is None:
+        return free[0]
+    for tool in free:
+        if not any(scope.has_module(module) for module in _switched_off.get(tool, ())):
             return tool
-    taken = ", ".join(f"{t}: {mon.get_tool(t)}" for t in range(6))
-    raise RuntimeError(f"every sys.monitoring tool id is taken ({taken}); stop one of those tools, "
-                       "or trace with backend='setprofile'")
+    mon.restart_events()  # the last resort: it undoes other tools' DISABLE as well
+    _switched_off.clear()
+    return free[0]
 
 
 class MonitoringRecorder:
@@ -49,11 +65,13 @@ class MonitoringRecorder:
     def __init__(self, recording):
         self.recording = recording
         self.tool = None
+        self.armed = False  # its events are set: from here on a tool id freed by someone else is noted
+        self.freeing = False  # free_tool_id was called: a retry after an interrupt must not note it
         self.monitor = None  # the C callbacks' owner, when they are used
 
     def start(self):
         mon = sys.monitoring
-        self.tool = tool = free_tool_id()
+        self.tool = tool = free_tool_id(self.recording.scope)
         mon.use_tool_id(tool, TOOL_NAME)
         try:
             if USE_C:
@@ -67,36 +85,38 @@ class MonitoringRecorder:
             mask = 0
             for event in callbacks:
                 mask |= getattr(E, event)
-            # Locations this tool id switched off in an earlier trace stay off until restarted.
-            mon.restart_events()
-            mon.set_events(tool, mask)
+            self.armed = True
+            mon.set_events(tool, mask)  # the hook goes on last
         except BaseException:
             self.stop()
             raise
 
     def stop(self):
-        try:
-            self._stop()
-        finally:
-            monitor, self.monitor = self.monitor, None
-            if monitor is not None:
-                rec = self.recording
-                rec.other_thread_events += monitor.other_thread_events
-                rec.note_dropped(monitor.errors)
+        """Take the tool off (first), then count what the callbacks saw; safe to call again after an interrupt."""
+        self._unhook()
+        monitor, self.monitor = self.monitor, None
+        if monitor is not None:
+            rec = self.recording
+            rec.other_thread_events += monitor.other_thread_events
+            rec.note_dropped(monitor.errors)
 
-    def _stop(self):
+    def _unhook(self):
         mon = sys.monitoring
         tool = self.tool
         if tool is None:
             return
-        self.tool = None
         if mon.get_tool(tool) != TOOL_NAME:
-            self.recording.notes.append(f"the traced code freed sys.monitoring tool {tool}, so recording stopped there")
+            if self.armed and not self.freeing:
+                self.recording.notes.append(f"the traced code freed sys.monitoring tool {tool}, so recording stopped there")
+            self.tool = None
             return
-        mon.set_events(tool, 0)
+        mon.set_events(tool, 0)  # no callback runs after this one call
         for name in ("PY_START", "PY_RESUME", "PY_THROW", "PY_RETURN", "PY_YIELD", "PY_UNWIND", "CALL", "C_RETURN", "C_RAISE"):
             mon.register_callback(tool, getattr(mon.events, name), None)
+        _switched_off.setdefault(tool, set()).update(self.recording.scope.excluded_modules)
+        self.freeing = True
         mon.free_tool_id(tool)
+        self.tool = None
 
     def truncate(self):
         sys.monitoring.set_events(self.tool, 0)

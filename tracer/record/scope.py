@@ -31,19 +31,27 @@ class Scope:
         self.codes: dict = {}  # id(code) -> bool, filled on first sight
         self.modules: dict = {}  # id(kept code) -> its module's name
         self._seen: list = []  # the code objects classified, kept alive so that no id is reused meanwhile
+        self.excluded_modules: set = set()  # the modules of the code not kept (sys.monitoring switches it off)
         self._c_types: dict | None = None
 
     def __repr__(self):
         return f"Scope({self.names})"
 
-    def has_module(self, module: str | None) -> bool:
-        return bool(module) and (module in self.names or module.startswith(self._prefixes))
+    def has_module(self, module) -> bool:
+        """Is `module` (a module's __name__, which the traced code may have set to anything) included?"""
+        if not issubclass(type(module), str) or not module:  # type(): a __class__ property may raise
+            return False
+        module = str.__str__(module)  # a str subclass's own __eq__ or startswith is never called
+        return module in self.names or module.startswith(self._prefixes)
 
     def classify_code(self, code, module_name) -> bool:
-        keep = self.codes[id(code)] = self.has_module(module_name)
+        keep = self.has_module(module_name)
+        self.codes[id(code)] = keep
         self._seen.append(code)
         if keep:
-            self.modules[id(code)] = module_name
+            self.modules[id(code)] = str.__str__(module_name)
+        elif issubclass(type(module_name), str):
+            self.excluded_modules.add(str.__str__(module_name))
         return keep
 
     def classify_builtin(self, func):
@@ -59,8 +67,8 @@ class Scope:
         owner = getattr(func, "__self__", None)
         if owner is None:
             owner = getattr(func, "__objclass__", None)
-        if module is None and owner is not None and not isinstance(owner, type(sys)):
-            owner_type = owner if isinstance(owner, type) else type(owner)
+        if module is None and owner is not None and not issubclass(type(owner), type(sys)):
+            owner_type = owner if issubclass(type(owner), type) else type(owner)  # never owner.__class__
             module = owner_type.__module__
         if module is None and "." in name:
             module = self._module_of_c_type(name.partition(".")[0])

@@ -40,74 +40,166 @@ class ProfileRecorder:
 
     def __init__(self, recording):
         self.recording = recording
-        self._previous = None
-        self._previous_thread_profile = None
-        self.callback = self.installed = None
+        self.callback = None
+        self.thread = None
 
     def start(self):
         rec = self.recording
-        self._previous = sys.getprofile()
-        outer = self._previous
         if USE_C:
-            self._start_c(rec, outer)
-            return
-        callback = self.callback = _make_callback(rec, self)
-        _note_outer(rec, outer)
-        if _chains(outer):
-            # An enclosing trace is recording: feed both, so that both blocks get their events.
-            def chained(frame, event, arg, _inner=callback, _outer=outer):
-                _inner(frame, event, arg)
-                _outer(frame, event, arg)
-            chained._tracer_callback = True
-            callback = chained
-        self._previous_thread_profile = threading.getprofile()
-        threading.setprofile(_thread_counter(rec))
-        sys.setprofile(callback)
-        self.installed = callback
-
-    def _start_c(self, rec, outer):
-        profiler = self.callback = _fastprofile.Profiler(
-            rec.events, rec.scope.codes, rec.scope.classify_code, rec.builtin_key, summarise_frame, self.truncate,
-            vars(_events), _NORMAL_EXITS, _RAISE, "builtin" in rec.layers, rec.args, rec.max_events,
-            outer if _chains(outer) else None, summaries=summary)
-        _note_outer(rec, outer)
-        self._previous_thread_profile = threading.getprofile()
-        threading.setprofile(_thread_counter(rec))
-        _fastprofile.install(profiler)
-        self.installed = profiler
+            self.callback = _fastprofile.Profiler(
+                rec.events, rec.scope.codes, rec.scope.classify_code, rec.builtin_key, summarise_frame, self.truncate,
+                vars(_events), _NORMAL_EXITS, _RAISE, "builtin" in rec.layers, rec.args, rec.max_events,
+                summaries=summary)
+        else:
+            self.callback = _make_callback(rec, self)
+        self.thread = threading.get_ident()
+        _dispatcher.add(self)  # the hook goes on last
 
     def stop(self):
-        if sys.getprofile() is not self.installed:
+        """Take the hook off (first), then say what went wrong; safe to call again after an interrupt."""
+        if _dispatcher.remove(self) == "replaced":
             self.recording.notes.append("the traced code replaced the profile function (sys.setprofile), "
                                         "so recording stopped there")
         self.recording.note_dropped(getattr(self.callback, "errors", 0))
-        self._restore()
-        threading.setprofile(self._previous_thread_profile)
 
     def truncate(self):
-        self._restore()
-        self.installed = sys.getprofile()  # stopping at the cap is not the traced code's doing
+        _dispatcher.remove(self)  # the cap reached: this recording stops, the other blocks record on
 
-    def _restore(self):
-        previous = self._previous
-        if _is_cprofile(previous):
+
+class _Dispatcher:
+    """The one owner of the profile functions: each thread's, fanned out to the recordings active on it,
+    and threading's, which counts the threads started meanwhile.
+
+    A block's profile function is never put back by another block: the dispatcher installs what the
+    active recordings of a thread need (the innermost first, each feeding the next), whatever order
+    they start and end in, and puts back what was there before the first (cProfile, say) when the last
+    ends. Each change is worked out first, installed with one call, then committed, so an interrupt at
+    any moment leaves a state that calling remove() again finishes.
+    """
+
+    def __init__(self):
+        # Guards what threads share (which threads record, threading's profile function). Taken only while
+        # this thread's own hook is off: a Python callback may raise (an interrupt) at any event, the lock's
+        # own __exit__ call included, which would leave it held.
+        self.lock = threading.Lock()
+        self.stacks: dict = {}  # thread ident -> its active recorders, outermost first
+        self.outside: dict = {}  # thread ident -> the profile function there before its first recording
+        self.installed: dict = {}  # thread ident -> what was installed there last
+        self.thread_outside = None  # threading's profile function before the first recording of any thread
+
+    def add(self, recorder):
+        thread = recorder.thread
+        stack = self.stacks.get(thread)
+        if stack is not None:
+            stack.append(recorder)
+        else:
+            outside = sys.getprofile()
+            _note_outer(recorder.recording, outside)
+            self.outside[thread] = outside
+            with self.lock:
+                first = not self.stacks
+                if first:
+                    self.thread_outside = threading.getprofile()
+                self.stacks[thread] = stack = [recorder]  # registered before threading's hook, so remove() undoes it
+                if first:
+                    threading.setprofile(self._count_new_thread)
+        self.installed[thread] = _install(stack)
+
+    def remove(self, recorder):
+        """Take `recorder` out: None if it was out already, "replaced" if the traced code had replaced the
+        profile function (every recording of the thread stops then), else "removed".
+
+        This thread's hook comes off first, with one call; every later step is idempotent and the
+        bookkeeping is committed last, so a call cut short by an interrupt is finished by the next one."""
+        thread = recorder.thread
+        stack = self.stacks.get(thread)
+        if stack is None or recorder not in stack:  # by identity: recorders do not define ==
+            return None
+        here = thread == threading.get_ident()
+        replaced = False
+        if here:
+            installed = self.installed.get(thread, _UNKNOWN)  # unknown: an interrupt came before add() noted it
+            replaced = installed is not _UNKNOWN and installed is not None and sys.getprofile() is not installed
+            self.installed[thread] = None  # taken off by us, not replaced
             sys.setprofile(None)
-            previous.enable()  # a C-level profiler cannot be handed back through sys.setprofile
-        elif _fastprofile is not None and type(previous) is _fastprofile.Profiler:
-            _fastprofile.install(previous)  # an enclosing trace's, in C again
-        elif _can_restore(previous):
-            sys.setprofile(previous)
-        else:  # set from C with a non-callable object (viztracer's, say): see the note made at start
-            sys.setprofile(None)
+        rest = [] if replaced else [r for r in stack if r is not recorder]
+        if rest:
+            if here:
+                self.installed[thread] = _install(rest)
+            self.stacks[thread] = rest
+            return "removed"
+        if here:
+            _restore(self.outside.get(thread))
+        if replaced:
+            for other in stack:
+                if other is not recorder:
+                    other.recording.notes.append("the traced code replaced the profile function "
+                                                 "(sys.setprofile), so recording stopped there")
+        with self.lock:
+            if len(self.stacks) == 1:
+                threading.setprofile(self.thread_outside)
+            del self.stacks[thread]
+            if not self.stacks:
+                self.thread_outside = None
+        self.outside.pop(thread, None)
+        self.installed.pop(thread, None)
+        return "replaced" if replaced else "removed"
+
+    def forget(self):
+        """A forked child's fresh start: its parent's recorders are not its own, and a lock held at the fork stays held."""
+        self.__init__()
+
+    def _count_new_thread(self, frame, event, arg):
+        """threading's profile function while any block records: a thread started meanwhile is not traced."""
+        with self.lock:
+            outside = self.thread_outside
+            for stack in self.stacks.values():
+                for recorder in stack:
+                    recorder.recording.threads_not_traced += 1
+        sys.setprofile(outside)  # what the thread would have had
+        if outside is not None:
+            outside(frame, event, arg)
 
 
-def _chains(outer) -> bool:
-    """Is the profile function in place an enclosing trace's, which this one must feed too?"""
-    return getattr(outer, "_tracer_callback", False) is True
+_dispatcher = _Dispatcher()
+_UNKNOWN = object()
+
+
+def _install(stack):
+    """Install what the recorders of this thread need; returns what sys.getprofile() will say."""
+    callbacks = [r.callback for r in reversed(stack)]  # the innermost first, as a nested block feeds its outer
+    if _fastprofile is not None and all(type(cb) is _fastprofile.Profiler for cb in callbacks):
+        for callback, after in zip(callbacks, callbacks[1:] + [None]):
+            callback.chain = after  # the chain runs in C
+        _fastprofile.install(callbacks[0])
+        return callbacks[0]
+    for callback in callbacks:
+        if _fastprofile is not None and type(callback) is _fastprofile.Profiler:
+            callback.chain = None
+    if len(callbacks) == 1:
+        profile = callbacks[0]
+    else:
+        def profile(frame, event, arg, _callbacks=tuple(callbacks)):
+            for callback in _callbacks:
+                callback(frame, event, arg)
+    sys.setprofile(profile)
+    return profile
+
+
+def _restore(previous):
+    if _is_cprofile(previous):
+        sys.setprofile(None)
+        previous.enable()  # a C-level profiler cannot be handed back through sys.setprofile
+    elif _fastprofile is not None and type(previous) is _fastprofile.Profiler:
+        _fastprofile.install(previous)
+    elif _can_restore(previous):
+        sys.setprofile(previous)
+    else:  # set from C with a non-callable object (viztracer's, say): see the note made at start
+        sys.setprofile(None)
 
 
 def _note_outer(rec, outer):
-    if outer is None or _chains(outer):
+    if outer is None:
         return
     if _can_restore(outer):
         rec.notes.append(f"the profile function already installed ({type(outer).__name__}) was paused "
@@ -125,13 +217,6 @@ def _can_restore(profile) -> bool:
     """sys.getprofile() gives back what sys.setprofile took, or a C profiler's own object: only a callable
     can be installed again from Python, and only cProfile's is known to be turned on again by a method."""
     return profile is None or _is_cprofile(profile) or callable(profile)
-
-
-def _thread_counter(rec):
-    def first_event(frame, event, arg):
-        rec.threads_not_traced += 1
-        sys.setprofile(None)
-    return first_event
 
 
 def _make_callback(rec, recorder):
@@ -188,5 +273,4 @@ def _make_callback(rec, recorder):
                 else:
                     append((C_RETURN, key, now(), RAISED if event == "c_exception" else None))
 
-    callback._tracer_callback = True
     return callback

@@ -622,6 +622,8 @@ def _discard_inherited():
     """A forked child runs on with its parent's hooks and buffers: switch them off before recording."""
     sys.setprofile(None)
     threading.setprofile(None)
+    from .setprofile import _dispatcher
+    _dispatcher.forget()
     if sys.version_info >= (3, 12):
         from .monitoring import TOOL_NAME
         mon = sys.monitoring
