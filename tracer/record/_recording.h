@@ -937,37 +937,36 @@ done:
  * Then finish(trace, exc_type, exc, tb) builds the tree, and the first error, if any, is raised again.
  * Written in C because the first line of any Python __exit__ is itself a place where a pending signal raises. */
 
+/* Both guards hold two callables and bind as methods; they differ in what calling them does. */
 typedef struct {
     PyObject_HEAD
-    PyObject *stop, *finish;
-} ExitGuard;
+    PyObject *first, *second;  /* ExitGuard: stop, finish; EnterGuard: start, undo */
+} Guard;
 
 static PyObject *
-ExitGuard_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+Guard_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    PyObject *stop, *finish;
-    if (!PyArg_ParseTuple(args, "OO:ExitGuard", &stop, &finish))
+    PyObject *first, *second;
+    if (!PyArg_UnpackTuple(args, type->tp_name, 2, 2, &first, &second))
         return NULL;
-    ExitGuard *self = (ExitGuard *)type->tp_alloc(type, 0);
+    Guard *self = (Guard *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
-    Py_INCREF(stop);
-    self->stop = stop;
-    Py_INCREF(finish);
-    self->finish = finish;
+    self->first = Py_NewRef(first);
+    self->second = Py_NewRef(second);
     return (PyObject *)self;
 }
 
 static void
-ExitGuard_dealloc(ExitGuard *self)
+Guard_dealloc(Guard *self)
 {
-    Py_CLEAR(self->stop);
-    Py_CLEAR(self->finish);
+    Py_CLEAR(self->first);
+    Py_CLEAR(self->second);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyObject *
-ExitGuard_get(PyObject *self, PyObject *obj, PyObject *type)
+Guard_get(PyObject *self, PyObject *obj, PyObject *type)
 {
     if (obj == NULL || obj == Py_None) {
         Py_INCREF(self);
@@ -977,7 +976,7 @@ ExitGuard_get(PyObject *self, PyObject *obj, PyObject *type)
 }
 
 static PyObject *
-ExitGuard_call(ExitGuard *self, PyObject *args, PyObject *kwds)
+ExitGuard_call(Guard *self, PyObject *args, PyObject *kwds)
 {
     if (PyTuple_GET_SIZE(args) != 4 || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
         PyErr_SetString(PyExc_TypeError, "__exit__ takes the trace, exc_type, exc and tb");
@@ -985,15 +984,15 @@ ExitGuard_call(ExitGuard *self, PyObject *args, PyObject *kwds)
     }
     PyObject *trace = PyTuple_GET_ITEM(args, 0), *exc_type = PyTuple_GET_ITEM(args, 1);
     PyObject *type = NULL, *value = NULL, *tb = NULL;
-    PyObject *done = PyObject_CallFunctionObjArgs(self->stop, trace, exc_type, NULL);
+    PyObject *done = PyObject_CallFunctionObjArgs(self->first, trace, exc_type, NULL);
     if (done == NULL) {
         PyErr_Fetch(&type, &value, &tb);
-        done = PyObject_CallFunctionObjArgs(self->stop, trace, exc_type, NULL);  /* finishes what was cut short */
+        done = PyObject_CallFunctionObjArgs(self->first, trace, exc_type, NULL);  /* finishes what was cut short */
         if (done == NULL)
             PyErr_Clear();  /* the first error is the one to report */
     }
     Py_XDECREF(done);
-    PyObject *result = PyObject_Call(self->finish, args, NULL);
+    PyObject *result = PyObject_Call(self->second, args, NULL);
     if (type != NULL) {
         Py_XDECREF(result);
         PyErr_Restore(type, value, tb);
@@ -1005,14 +1004,14 @@ ExitGuard_call(ExitGuard *self, PyObject *args, PyObject *kwds)
 static PyTypeObject ExitGuard_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "tracer.record.ExitGuard",
-    .tp_basicsize = sizeof(ExitGuard),
-    .tp_dealloc = (destructor)ExitGuard_dealloc,
+    .tp_basicsize = sizeof(Guard),
+    .tp_dealloc = (destructor)Guard_dealloc,
     .tp_call = (ternaryfunc)ExitGuard_call,
-    .tp_descr_get = ExitGuard_get,
+    .tp_descr_get = Guard_get,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "ExitGuard(stop, finish): an __exit__ that calls stop(self, exc_type) again if an interrupt cut it "
               "short, then finish(self, exc_type, exc, tb).",
-    .tp_new = ExitGuard_new,
+    .tp_new = Guard_new,
 };
 
 /* EnterGuard(start, undo) is Trace.__enter__: start(trace) installs the hooks, its last step; should it raise
@@ -1020,49 +1019,20 @@ static PyTypeObject ExitGuard_Type = {
  * runs code for), undo(trace, error) takes them off again before the error goes on. It returns the trace to
  * the `with` statement from C, so no Python frame runs between the hook going on and __exit__ being armed. */
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *start, *undo;
-} EnterGuard;
-
 static PyObject *
-EnterGuard_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
-{
-    PyObject *start, *undo;
-    if (!PyArg_ParseTuple(args, "OO:EnterGuard", &start, &undo))
-        return NULL;
-    EnterGuard *self = (EnterGuard *)type->tp_alloc(type, 0);
-    if (self == NULL)
-        return NULL;
-    Py_INCREF(start);
-    self->start = start;
-    Py_INCREF(undo);
-    self->undo = undo;
-    return (PyObject *)self;
-}
-
-static void
-EnterGuard_dealloc(EnterGuard *self)
-{
-    Py_CLEAR(self->start);
-    Py_CLEAR(self->undo);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *
-EnterGuard_call(EnterGuard *self, PyObject *args, PyObject *kwds)
+EnterGuard_call(Guard *self, PyObject *args, PyObject *kwds)
 {
     if (PyTuple_GET_SIZE(args) != 1 || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
         PyErr_SetString(PyExc_TypeError, "__enter__ takes the trace alone");
         return NULL;
     }
     PyObject *trace = PyTuple_GET_ITEM(args, 0);
-    PyObject *started = PyObject_CallOneArg(self->start, trace);
+    PyObject *started = PyObject_CallOneArg(self->first, trace);
     if (started == NULL) {
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
         PyErr_NormalizeException(&type, &value, &tb);
-        PyObject *undone = PyObject_CallFunctionObjArgs(self->undo, trace, value ? value : Py_None, NULL);
+        PyObject *undone = PyObject_CallFunctionObjArgs(self->second, trace, value ? value : Py_None, NULL);
         if (undone == NULL)
             PyErr_Clear();  /* the first error is the one to report */
         Py_XDECREF(undone);
@@ -1077,14 +1047,14 @@ EnterGuard_call(EnterGuard *self, PyObject *args, PyObject *kwds)
 static PyTypeObject EnterGuard_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "tracer.record.EnterGuard",
-    .tp_basicsize = sizeof(EnterGuard),
-    .tp_dealloc = (destructor)EnterGuard_dealloc,
+    .tp_basicsize = sizeof(Guard),
+    .tp_dealloc = (destructor)Guard_dealloc,
     .tp_call = (ternaryfunc)EnterGuard_call,
-    .tp_descr_get = ExitGuard_get,
+    .tp_descr_get = Guard_get,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "EnterGuard(start, undo): an __enter__ that calls start(self), undo(self, error) if that raised, "
               "and returns self.",
-    .tp_new = EnterGuard_new,
+    .tp_new = Guard_new,
 };
 
 /* Add ExitGuard and EnterGuard to a module: 0, or -1 with an error set. */
