@@ -118,3 +118,17 @@ def pytest_terminal_summary(terminalreporter):
     why = "; ".join(f"{n} {reason}" for reason, n in reasons.most_common())
     terminalreporter.write_line(f"{len(SKIPPED_CLAIMS)} chapter claims skipped in {chapters} chapter"
                                 f"{'s' if chapters > 1 else ''} ({why}); python -m tracer book build lists each")
+
+
+# The front matter every chapter file starts with (jupytext's MyST format), for tests that write chapters.
+FRONT_MATTER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""

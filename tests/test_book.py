@@ -16,23 +16,13 @@ import pytest
 from tracer import book
 from tracer.claims import FAILED, claim_line
 
+from conftest import FRONT_MATTER
+
 pytest.importorskip("torch")
 pytestmark = pytest.mark.chapter
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "build" / "cache"  # reveal.js is fetched once per checkout, not on every run
-
-FRONT_MATTER = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-"""
 
 CHAPTERS = {
     "01-passing": '''

@@ -3,28 +3,18 @@
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from tracer.book import drift
 
+from conftest import FRONT_MATTER
+
 ROOT = Path(__file__).resolve().parents[1]
 SECOND = ROOT / drift.SECOND_ENV / "bin" / "python"
 
-PROBE = '''\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
+PROBE = FRONT_MATTER + '''
 # 01. A probe
 
 ```{code-cell} ipython3
