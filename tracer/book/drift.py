@@ -18,7 +18,6 @@ cannot run at all, or when a claim fails on the book's own torch.
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import os
 import sys
