@@ -5,6 +5,9 @@ from collections import Counter
 
 import pytest
 
+from tracer.record import monitoring as monitoring_backend
+from tracer.record import setprofile as setprofile_backend
+
 SAMPLE = '''
 import asyncio
 import math
@@ -132,3 +135,22 @@ kernelspec:
   name: python3
 ---
 """
+
+
+# Each backend's callbacks: in C where pip built them (CPython 3.10/3.11 setprofile, 3.12/3.13
+# sys.monitoring), and in Python everywhere; the tests that take the `backend` fixture run each that is here.
+C_MODULES = {"setprofile": setprofile_backend, "sys.monitoring": monitoring_backend}
+SETPROFILE_CALLBACKS = (["C"] if setprofile_backend._fastprofile is not None else []) + ["Python"]
+MONITORING_CALLBACKS = (["C"] if monitoring_backend._fastmonitor is not None else []) + ["Python"]
+BACKENDS = [pytest.param(("setprofile", callback), id=f"setprofile-{callback}") for callback in SETPROFILE_CALLBACKS]
+if sys.version_info >= (3, 12):
+    BACKENDS += [pytest.param(("sys.monitoring", callback), id=f"sys.monitoring-{callback}")
+                 for callback in MONITORING_CALLBACKS]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, monkeypatch):
+    """The backend's name, with its C or its Python callbacks chosen for the test."""
+    name, callback = request.param
+    monkeypatch.setattr(C_MODULES[name], "USE_C", callback == "C")
+    return name

@@ -15,26 +15,11 @@ from tracer.record.events import RAISED
 from tracer.record import monitoring as monitoring_backend
 from tracer.record import setprofile as setprofile_backend
 
-# Each backend's callbacks: in C where pip built them (CPython 3.10/3.11 setprofile, 3.12/3.13
-# sys.monitoring), and in Python everywhere; the tests run each that is here.
-C_MODULES = {"setprofile": setprofile_backend, "sys.monitoring": monitoring_backend}
-SETPROFILE_CALLBACKS = (["C"] if setprofile_backend._fastprofile is not None else []) + ["Python"]
-MONITORING_CALLBACKS = (["C"] if monitoring_backend._fastmonitor is not None else []) + ["Python"]
-BACKENDS = [pytest.param(("setprofile", callback), id=f"setprofile-{callback}") for callback in SETPROFILE_CALLBACKS]
-if sys.version_info >= (3, 12):
-    BACKENDS += [pytest.param(("sys.monitoring", callback), id=f"sys.monitoring-{callback}")
-                 for callback in MONITORING_CALLBACKS]
+from conftest import C_MODULES, MONITORING_CALLBACKS, SETPROFILE_CALLBACKS
 
 
 def names(call):
     return [c.name for c in call.children]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request, monkeypatch):
-    name, callback = request.param
-    monkeypatch.setattr(C_MODULES[name], "USE_C", callback == "C")
-    return name
 
 
 @pytest.fixture(params=SETPROFILE_CALLBACKS)

@@ -14,23 +14,10 @@ import pytest
 
 import tracer
 from tracer.record import monitoring as monitoring_backend
-from tracer.record import setprofile as setprofile_backend
 
-C_MODULES = {"setprofile": setprofile_backend, "sys.monitoring": monitoring_backend}
-SETPROFILE_CALLBACKS = (["C"] if setprofile_backend._fastprofile is not None else []) + ["Python"]
-MONITORING_CALLBACKS = (["C"] if monitoring_backend._fastmonitor is not None else []) + ["Python"]
-BACKENDS = [pytest.param(("setprofile", callback), id=f"setprofile-{callback}") for callback in SETPROFILE_CALLBACKS]
-if sys.version_info >= (3, 12):
-    BACKENDS += [pytest.param(("sys.monitoring", callback), id=f"sys.monitoring-{callback}")
-                 for callback in MONITORING_CALLBACKS]
+from conftest import MONITORING_CALLBACKS
+
 needs_monitoring = pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is Python 3.12 and newer")
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request, monkeypatch):
-    name, callback = request.param
-    monkeypatch.setattr(C_MODULES[name], "USE_C", callback == "C")
-    return name
 
 
 def tracer_tools():

@@ -11,23 +11,11 @@ import weakref
 import pytest
 
 import tracer
-from tracer.record import monitoring as monitoring_backend
-from tracer.record import setprofile as setprofile_backend
+from conftest import C_MODULES, MONITORING_CALLBACKS, SETPROFILE_CALLBACKS
 
-C_MODULES = {"setprofile": setprofile_backend, "sys.monitoring": monitoring_backend}
-_BUILT = {"setprofile": setprofile_backend._fastprofile is not None,
-          "sys.monitoring": monitoring_backend._fastmonitor is not None}
-BACKENDS = [pytest.param((name, callback), id=f"{name}-{callback}")
-            for name in (("setprofile", "sys.monitoring") if sys.version_info >= (3, 12) else ("setprofile",))
-            for callback in (["C"] if _BUILT[name] else []) + ["Python"]]
+_BUILT = {"setprofile": "C" in SETPROFILE_CALLBACKS, "sys.monitoring": "C" in MONITORING_CALLBACKS}
+
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="these arguments are tensors")
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request, monkeypatch):
-    name, callback = request.param
-    monkeypatch.setattr(C_MODULES[name], "USE_C", callback == "C")
-    return name
 
 
 class Thing:
