@@ -501,6 +501,30 @@ builder_push(Builder *b, PyObject *entry, PyObject *key, long depth)
     return 0;
 }
 
+/* What info_of(key) said of a code object or operator, asked once per key and kept in `table` (in the slot's
+ * names): a borrowed tuple of `size` items, or NULL with an error set. */
+static PyObject *
+builder_info(CodeTable *table, PyObject *key, PyObject *info_of, Py_ssize_t size, const char *what)
+{
+    CodeSlot *slot = table_find(table, key);
+    if (slot->code == key)
+        return slot->names;
+    PyObject *info = PyObject_CallOneArg(info_of, key);
+    if (info == NULL)
+        return NULL;
+    if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != size) {
+        Py_DECREF(info);
+        PyErr_Format(PyExc_TypeError, "build_calls: %s must give a %zd-tuple", what, size);
+        return NULL;
+    }
+    if (table_remember(table, key, 1) < 0) {
+        Py_DECREF(info);
+        return NULL;
+    }
+    table_find(table, key)->names = info;  /* the table owns it now */
+    return info;
+}
+
 /* A new call under the innermost open one, pushed; `info` gives name, module, relpath, line, file. */
 static PyObject *
 builder_open(Builder *b, PyObject *key, PyObject *t, PyObject *kind_text, PyObject *name, PyObject *module,
@@ -742,24 +766,9 @@ build_calls(PyObject *module, PyObject *args)
         if (in_aten && kind != k_aten_call && kind != k_aten_return && kind != k_truncated)
             continue;
         if (kind == k_call || kind == k_resume) {
-            CodeSlot *slot = table_find(&infos, what);
-            if (slot->code != what) {
-                PyObject *info = PyObject_CallOneArg(info_of, what);
-                if (info == NULL)
-                    goto done;
-                if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 7) {
-                    Py_DECREF(info);
-                    PyErr_SetString(PyExc_TypeError, "build_calls: info_of(code) must give a 7-tuple");
-                    goto done;
-                }
-                if (table_remember(&infos, what, 1) < 0) {
-                    Py_DECREF(info);
-                    goto done;
-                }
-                slot = table_find(&infos, what);
-                slot->names = info;
-            }
-            PyObject *info = slot->names;
+            PyObject *info = builder_info(&infos, what, info_of, 7, "info_of(code)");
+            if (info == NULL)
+                goto done;
             int plumbing = PyObject_IsTrue(PyTuple_GET_ITEM(info, 6));
             if (plumbing < 0)
                 goto done;
@@ -835,24 +844,9 @@ build_calls(PyObject *module, PyObject *args)
                 n_hidden++;
                 continue;
             }
-            CodeSlot *slot = table_find(&aten_infos, what);
-            if (slot->code != what) {
-                PyObject *info = PyObject_CallOneArg(aten_info_of, what);
-                if (info == NULL)
-                    goto done;
-                if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 5) {
-                    Py_DECREF(info);
-                    PyErr_SetString(PyExc_TypeError, "build_calls: aten_info_of(op) must give a 5-tuple");
-                    goto done;
-                }
-                if (table_remember(&aten_infos, what, 1) < 0) {
-                    Py_DECREF(info);
-                    goto done;
-                }
-                slot = table_find(&aten_infos, what);
-                slot->names = info;
-            }
-            PyObject *info = slot->names;
+            PyObject *info = builder_info(&aten_infos, what, aten_info_of, 5, "aten_info_of(op)");
+            if (info == NULL)
+                goto done;
             /* Call(name, namespace, relpath, line, "aten", extra, ...): positional summaries keep the
              * schema's names beside them; a dict (or nothing) is the args itself */
             PyObject *call_args, *call_names;
