@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import time
 from types import ModuleType
@@ -10,13 +11,13 @@ from types import ModuleType
 from .scope import Scope, check_depth, check_layers
 from .workers import Collector, check_workers  # torch-free: torch is imported when a workers=True block starts
 
-try:  # Trace.__enter__ and __exit__ in C (_recording.h), from whichever C recorder this Python has
-    from ._fastprofile import EnterGuard, ExitGuard
+try:  # Trace.__enter__ and __exit__, the event log and the C clock (_recording.h), from whichever C recorder is built
+    from ._fastprofile import EnterGuard, EventLog, ExitGuard, calibrate_clock
 except ImportError:
     try:
-        from ._fastmonitor import EnterGuard, ExitGuard
+        from ._fastmonitor import EnterGuard, EventLog, ExitGuard, calibrate_clock
     except ImportError:
-        EnterGuard = ExitGuard = None
+        EnterGuard = ExitGuard = EventLog = calibrate_clock = None
 
 DEFAULT_MAX_EVENTS = 5_000_000
 BACKENDS = ("auto", "setprofile", "sys.monitoring")
@@ -45,7 +46,9 @@ class Recording:
         self.backend = _choose_backend(backend)
         self.workers = Collector(self) if check_workers(workers) else None  # DataLoader worker processes
         self.clock = time.perf_counter_ns
-        self.events: list = []
+        # (kind, what, time_ns, extra) per event: an EventLog (C structs, read as tuples) where the C recorders
+        # are built, the list of tuples it stands for where they are not
+        self.events = new_event_log()
         self.threads_not_traced = 0
         self.other_thread_events = 0
         self.notes: list[str] = []  # what the backends saw go wrong, for the trace's notes
@@ -54,6 +57,7 @@ class Recording:
         self._python = None
         self._mode = None
         self.started_ns = self.stopped_ns = None
+        self.event_clock = "perf_counter"  # what the C recorders stamp events with: "tsc" or "perf_counter"
 
     def note_dropped(self, errors: int):
         """Say that a C callback dropped `errors` events because recording them raised."""
@@ -96,6 +100,8 @@ class Recording:
                 mode = make_mode(self)
                 self._mode = mode
                 mode.__enter__()
+            if calibrate_clock is not None:  # the C recorders' clock, anchored to perf_counter_ns here
+                self.event_clock = calibrate_clock(TSC_CLOCK)
             self.started_ns = self.clock()
             if "python" in self.layers:
                 if self.backend == "sys.monitoring":
@@ -130,6 +136,27 @@ class Recording:
             if any(m is mode for m in _get_current_dispatch_mode_stack()):  # not if an interrupt came before it entered
                 mode.__exit__(None, None, None)
             self._mode = None
+
+
+def _kernel_clock_is_tsc() -> bool:
+    """Whether CLOCK_MONOTONIC (time.perf_counter_ns) is itself read from the time-stamp counter, so that the
+    C recorders may stamp events from it directly. TRACER_CLOCK=perf_counter says never."""
+    if os.environ.get("TRACER_CLOCK", "").strip().lower() == "perf_counter":
+        return False
+    try:
+        with open("/sys/devices/system/clocksource/clocksource0/current_clocksource") as f:
+            return f.read().strip() == "tsc"
+    except OSError:  # not Linux, or no sysfs
+        return False
+
+
+TSC_CLOCK = _kernel_clock_is_tsc()
+
+
+def new_event_log():
+    """An empty event stream for a recording: the C EventLog, or a list of tuples where the C recorders are not
+    built. The Python callbacks append to either; the C ones need the EventLog."""
+    return [] if EventLog is None else EventLog()
 
 
 def _choose_backend(backend):

@@ -67,7 +67,7 @@
 
 typedef struct {
     PyObject_HEAD
-    PyObject *events;       /* the Recording's list */
+    PyObject *events;       /* the Recording's EventLog */
     PyObject *codes;        /* id(code) -> bool, filled by classify */
     PyObject *classify;     /* classify(code, module_name) -> bool */
     PyObject *ckey;         /* builtin_key(func) -> (module, name) or None */
@@ -228,7 +228,7 @@ on_open(Monitor *self, PyObject *code, int resumed)
         self->other_thread_events++;
         return 0;
     }
-    if (PyList_GET_SIZE(self->events) >= self->cap) {
+    if (LOG_SIZE(self->events) >= self->cap) {
         if (record_event(self->events, self->k_truncated, code, now_ns(), Py_None) < 0)
             return -1;
         Py_INCREF(self);  /* truncate() may drop the last reference to these callbacks */
@@ -495,7 +495,7 @@ Monitor_init(Monitor *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOOOOOOO!Kppn|O:Monitor", kwlist,
-                                     &PyList_Type, &events, &PyDict_Type, &codes, &classify, &ckey,
+                                     &EventLog_Type, &events, &PyDict_Type, &codes, &classify, &ckey,
                                      &summarise, &by_type, &arg_names, &truncate, &constants, &disable,
                                      &PyTuple_Type, &c_types, &thread, &want_c, &want_args, &cap, &fast))
         return -1;
@@ -669,6 +669,7 @@ perf_counter_ns(PyObject *module, PyObject *unused)
 static PyMethodDef module_methods[] = {
     {"perf_counter_ns", perf_counter_ns, METH_NOARGS, "The clock the events are stamped with: time.perf_counter_ns."},
     BUILD_CALLS_METHOD,
+    CALIBRATE_CLOCK_METHOD,
     SUMMARISE_VALUES_METHOD,
     {NULL},
 };
@@ -697,6 +698,7 @@ PyInit__fastmonitor(void)
     }
     if (PyType_Ready(&Monitor_Type) < 0)
         return NULL;
+    clock_origin();  /* the TSC rate is measured from here */
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL)
         return NULL;

@@ -54,7 +54,7 @@
 
 typedef struct {
     PyObject_HEAD
-    PyObject *events;       /* the Recording's list */
+    PyObject *events;       /* the Recording's EventLog */
     PyObject *codes;        /* id(code) -> bool, filled by classify */
     PyObject *classify;     /* classify(code, module_name) -> bool */
     PyObject *ckey;         /* builtin_key(func) -> (module, name) or None */
@@ -245,7 +245,7 @@ summarise_locals(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
         }
         PyTuple_SET_ITEM(out, i, text);
     }
-    PyObject_GC_UnTrack(out);  /* strings and None only: see record_event */
+    PyObject_GC_UnTrack(out);  /* strings and None only: in no cycle, so the collector need not walk it */
     goto done;
 error:
     Py_CLEAR(out);
@@ -263,7 +263,7 @@ on_call(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
     int keep = code_keep(self, (PyObject *)code, frame);
     if (keep <= 0)
         return keep;
-    if (PyList_GET_SIZE(self->events) >= self->cap) {
+    if (LOG_SIZE(self->events) >= self->cap) {
         if (record_event(self->events, self->k_truncated, (PyObject *)code, now_ns(), Py_None) < 0)
             return -1;
         PyObject *done = PyObject_CallNoArgs(self->truncate);  /* uninstalls this profiler */
@@ -433,7 +433,7 @@ Profiler_init(Profiler *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOOOOippn|OO:Profiler", kwlist,
-                                     &PyList_Type, &events, &PyDict_Type, &codes, &classify, &ckey,
+                                     &EventLog_Type, &events, &PyDict_Type, &codes, &classify, &ckey,
                                      &summarise, &truncate, &constants, &normal_exits, &raise_op,
                                      &want_c, &want_args, &cap, &chain, &summaries))
         return -1;
@@ -684,6 +684,7 @@ static PyMethodDef module_methods[] = {
      "sys.setprofile(previous) takes it out."},
     {"perf_counter_ns", perf_counter_ns, METH_NOARGS, "The clock the events are stamped with: time.perf_counter_ns."},
     BUILD_CALLS_METHOD,
+    CALIBRATE_CLOCK_METHOD,
     SUMMARISE_VALUES_METHOD,
     {NULL},
 };
@@ -712,6 +713,7 @@ PyInit__fastprofile(void)
     }
     if (PyType_Ready(&Profiler_Type) < 0)
         return NULL;
+    clock_origin();  /* the TSC rate is measured from here */
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL)
         return NULL;

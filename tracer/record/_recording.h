@@ -5,8 +5,8 @@
  *                 (id(code) -> bool), so that the common case costs no allocation. It holds a
  *                 reference to each code object it names, so no id is reused meanwhile.
  *   now_ns        the clock of time.perf_counter_ns, so that times compare with the Recording's
- *                 start and stop stamps.
- *   record_event  append one (kind, what, t, extra) tuple to the events list.
+ *                 start and stop stamps: read from the TSC where that is the kernel's clock too.
+ *   EventLog      the events, (kind, what, t, extra) each, as C structs; record_event pushes one.
  *   ExitGuard     Trace.__exit__, which takes the hooks off even when an interrupt cuts it short;
  *   EnterGuard    Trace.__enter__, which leaves none on if an interrupt lands after they went on.
  */
@@ -18,8 +18,9 @@
 #include <Python.h>
 #include <structmember.h>
 
+/* The clock of time.perf_counter_ns (CLOCK_MONOTONIC). */
 static inline long long
-now_ns(void)
+perf_ns(void)
 {
 #if PY_VERSION_HEX >= 0x030D0000
     PyTime_t t;
@@ -29,6 +30,93 @@ now_ns(void)
     return (long long)_PyTime_GetPerfCounter();
 #endif
 }
+
+/* Where the kernel's own clock is the time-stamp counter (Linux says so in current_clocksource), events
+ * are stamped from the TSC directly: perf_ns goes through the vDSO at about 25 ns a read, a third of what
+ * a C tracer spends on an event; rdtsc takes a few. calibrate_clock() measures the counter's rate against
+ * perf_ns over the time since the module loaded and anchors it at the recording's start, so that a stamp
+ * is perf_ns's time to within that rate's error over the block (a few parts in ten million once the
+ * module has been loaded a second). Until 50 ms have passed, and wherever there is no TSC, perf_ns is used. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <x86intrin.h>
+#define TRACER_TSC 1
+#endif
+
+static int tsc_on;
+#ifdef TRACER_TSC
+static double tsc_ns_per_tick;
+static long long tsc_anchor_ns, tsc_origin_ns;
+static unsigned long long tsc_anchor_ticks, tsc_origin_ticks;
+
+/* A (ticks, ns) pair read as close together as three tries allow. */
+static void
+tsc_pair(unsigned long long *ticks, long long *ns)
+{
+    unsigned long long best = (unsigned long long)-1;
+    for (int i = 0; i < 3; i++) {
+        unsigned long long t1 = __rdtsc();
+        long long t = perf_ns();
+        unsigned long long t2 = __rdtsc();
+        if (t2 - t1 < best) {
+            best = t2 - t1;
+            *ticks = t1 + (t2 - t1) / 2;
+            *ns = t;
+        }
+    }
+}
+#endif
+
+static inline long long
+now_ns(void)
+{
+#ifdef TRACER_TSC
+    if (tsc_on)
+        return tsc_anchor_ns + (long long)((double)(long long)(__rdtsc() - tsc_anchor_ticks) * tsc_ns_per_tick);
+#endif
+    return perf_ns();
+}
+
+/* The origin of the rate's measurement: at module load. */
+static void
+clock_origin(void)
+{
+#ifdef TRACER_TSC
+    tsc_pair(&tsc_origin_ticks, &tsc_origin_ns);
+#endif
+}
+
+/* calibrate_clock(tsc) -> "tsc" or "perf_counter": the clock the next events are stamped with. tsc: whether
+ * the counter may be used (the kernel's clocksource is the TSC). */
+static PyObject *
+calibrate_clock(PyObject *module, PyObject *allowed)
+{
+    int want = PyObject_IsTrue(allowed);
+    if (want < 0)
+        return NULL;
+    tsc_on = 0;
+#ifdef TRACER_TSC
+    if (want) {
+        unsigned long long ticks = 0;
+        long long ns = 0;
+        tsc_pair(&ticks, &ns);
+        if (ns - tsc_origin_ns >= 50000000 && ticks > tsc_origin_ticks) {
+            double rate = (double)(ns - tsc_origin_ns) / (double)(ticks - tsc_origin_ticks);
+            if (rate > 0.01 && rate < 100.0) {  /* 10 MHz to 100 GHz: anything else is not a usable counter */
+                tsc_ns_per_tick = rate;
+                tsc_anchor_ticks = ticks;
+                tsc_anchor_ns = ns;
+                tsc_on = 1;
+            }
+        }
+    }
+#endif
+    return PyUnicode_FromString(tsc_on ? "tsc" : "perf_counter");
+}
+
+#define CALIBRATE_CLOCK_METHOD \
+    {"calibrate_clock", calibrate_clock, METH_O, \
+     "calibrate_clock(tsc) -> 'tsc' or 'perf_counter': measure the time-stamp counter's rate and anchor it now " \
+     "(tsc: the kernel's clocksource is the TSC), else stamp with perf_counter_ns."}
 
 /* -- the code table --------------------------------------------------------------------------------- */
 
@@ -141,34 +229,285 @@ table_known(CodeTable *table, PyObject *codes, PyObject *code)
     return keep;
 }
 
-/* -- events ----------------------------------------------------------------------------------------- */
+/* -- events: the EventLog -------------------------------------------------------------------------- */
 
+/* The raw event stream, (kind, what, time_ns, extra) per event (tracer.record.events), kept as C structs:
+ * 32 bytes an event, where a list of 4-tuples took a tuple, an int and a list slot (112 bytes), two
+ * allocations counted by the garbage collector and a page of fresh memory every 36 events. The C
+ * recorders push into it; Python code (the aten layer, the Python callbacks, the worker streams) appends
+ * 4-tuples and reads it as a sequence of them, made on demand: len, log[i], log[i:j] (a list), iteration,
+ * `del log[:n]` and clear(). An event holds a strong reference to its `what` and its `extra`. */
+
+typedef struct {
+    PyObject *what;
+    PyObject *extra;
+    long long t;
+    long kind;
+} Event;
+
+typedef struct {
+    PyObject_HEAD
+    Event *items;
+    Py_ssize_t n, cap;
+} EventLog;
+
+static PyTypeObject EventLog_Type;
+
+#define LOG_SIZE(log) (((EventLog *)(log))->n)
+
+static int
+log_grow(EventLog *log)
+{
+    Py_ssize_t cap = log->cap ? log->cap * 2 : 4096;
+    if ((size_t)cap > PY_SSIZE_T_MAX / sizeof(Event)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Event *items = PyMem_RawRealloc(log->items, (size_t)cap * sizeof(Event));
+    if (items == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    log->items = items;
+    log->cap = cap;
+    return 0;
+}
+
+static inline int
+log_push(EventLog *log, long kind, PyObject *what, long long t, PyObject *extra)
+{
+    if (log->n == log->cap && log_grow(log) < 0)
+        return -1;
+    Event *e = &log->items[log->n++];
+    e->what = Py_NewRef(what);
+    e->extra = Py_NewRef(extra);
+    e->t = t;
+    e->kind = kind;
+    return 0;
+}
+
+/* record_event: the C recorders' one way in; `kind` is one of tracer.record.events' small ints. */
 static int
 record_event(PyObject *events, PyObject *kind, PyObject *what, long long t, PyObject *extra)
 {
-    PyObject *stamp = PyLong_FromLongLong(t);
-    if (stamp == NULL)
-        return -1;
+    return log_push((EventLog *)events, PyLong_AsLong(kind), what, t, extra);
+}
+
+static PyObject *
+log_event_tuple(Event *e)
+{
+    PyObject *kind = PyLong_FromLong(e->kind), *t = PyLong_FromLongLong(e->t);
+    if (kind == NULL || t == NULL) {
+        Py_XDECREF(kind);
+        Py_XDECREF(t);
+        return NULL;
+    }
     PyObject *event = PyTuple_New(4);
     if (event == NULL) {
-        Py_DECREF(stamp);
+        Py_DECREF(kind);
+        Py_DECREF(t);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(event, 0, kind);
+    PyTuple_SET_ITEM(event, 1, Py_NewRef(e->what));
+    PyTuple_SET_ITEM(event, 2, t);
+    PyTuple_SET_ITEM(event, 3, Py_NewRef(e->extra));
+    return event;
+}
+
+static PyObject *
+EventLog_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
+        PyErr_SetString(PyExc_TypeError, "EventLog() takes no arguments: append events to it");
+        return NULL;
+    }
+    return type->tp_alloc(type, 0);
+}
+
+/* Drop events [0, n): their references go, the rest move to the front. */
+static void
+log_drop_front(EventLog *log, Py_ssize_t n)
+{
+    if (n <= 0)
+        return;
+    if (n > log->n)
+        n = log->n;
+    Event *dropped = PyMem_RawMalloc((size_t)(n ? n : 1) * sizeof(Event));
+    if (dropped == NULL) {  /* drop one at a time, in place: slow but needs no memory */
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Event e = log->items[0];
+            memmove(log->items, log->items + 1, (size_t)(log->n - 1) * sizeof(Event));
+            log->n--;
+            Py_DECREF(e.what);
+            Py_DECREF(e.extra);
+        }
+        return;
+    }
+    /* unlink first, then release: a finaliser that runs meanwhile sees a consistent log */
+    memcpy(dropped, log->items, (size_t)n * sizeof(Event));
+    memmove(log->items, log->items + n, (size_t)(log->n - n) * sizeof(Event));
+    log->n -= n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(dropped[i].what);
+        Py_DECREF(dropped[i].extra);
+    }
+    PyMem_RawFree(dropped);
+}
+
+static int
+EventLog_clear(EventLog *log)
+{
+    log_drop_front(log, log->n);
+    return 0;
+}
+
+static int
+EventLog_traverse(EventLog *log, visitproc visit, void *arg)
+{
+    for (Py_ssize_t i = 0; i < log->n; i++) {
+        Py_VISIT(log->items[i].what);
+        Py_VISIT(log->items[i].extra);
+    }
+    return 0;
+}
+
+static void
+EventLog_dealloc(EventLog *log)
+{
+    PyObject_GC_UnTrack(log);
+    EventLog_clear(log);
+    PyMem_RawFree(log->items);
+    log->items = NULL;
+    Py_TYPE(log)->tp_free((PyObject *)log);
+}
+
+static Py_ssize_t
+EventLog_length(EventLog *log)
+{
+    return log->n;
+}
+
+static PyObject *
+EventLog_item(EventLog *log, Py_ssize_t i)
+{
+    if (i < 0 || i >= log->n) {
+        PyErr_SetString(PyExc_IndexError, "event index out of range");
+        return NULL;
+    }
+    return log_event_tuple(&log->items[i]);
+}
+
+static PyObject *
+EventLog_subscript(EventLog *log, PyObject *key)
+{
+    if (PyIndex_Check(key)) {
+        Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+        if (i == -1 && PyErr_Occurred())
+            return NULL;
+        if (i < 0)
+            i += log->n;
+        return EventLog_item(log, i);
+    }
+    if (PySlice_Check(key)) {
+        Py_ssize_t start, stop, step;
+        if (PySlice_Unpack(key, &start, &stop, &step) < 0)
+            return NULL;
+        Py_ssize_t count = PySlice_AdjustIndices(log->n, &start, &stop, step);
+        PyObject *out = PyList_New(count);
+        if (out == NULL)
+            return NULL;
+        for (Py_ssize_t k = 0, i = start; k < count; k++, i += step) {
+            PyObject *event = log_event_tuple(&log->items[i]);
+            if (event == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            PyList_SET_ITEM(out, k, event);
+        }
+        return out;
+    }
+    return PyErr_Format(PyExc_TypeError, "event indices must be integers or slices, not %.100s", Py_TYPE(key)->tp_name);
+}
+
+static int
+EventLog_ass_subscript(EventLog *log, PyObject *key, PyObject *value)
+{
+    Py_ssize_t start, stop, step;
+    if (value != NULL || !PySlice_Check(key) || PySlice_Unpack(key, &start, &stop, &step) < 0 ||
+            (PySlice_AdjustIndices(log->n, &start, &stop, step), start != 0 || step != 1)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "an EventLog only appends, and deletes from its front: del log[:n]");
         return -1;
     }
-    Py_INCREF(kind);
-    Py_INCREF(what);
-    Py_INCREF(extra);
-    PyTuple_SET_ITEM(event, 0, kind);
-    PyTuple_SET_ITEM(event, 1, what);
-    PyTuple_SET_ITEM(event, 2, stamp);
-    PyTuple_SET_ITEM(event, 3, extra);
-    /* An event holds ints, strings, code objects (not tracked by the collector) and tuples of strings:
-     * it can be in no reference cycle, so the collector need not walk the (millions of) events; as
-     * CPython's own _PyTuple_MaybeUntrack would find at the first collection, at a cost each time. */
-    PyObject_GC_UnTrack(event);
-    int rc = PyList_Append(events, event);
-    Py_DECREF(event);
-    return rc;
+    log_drop_front(log, stop);
+    return 0;
 }
+
+static PyObject *
+EventLog_append(EventLog *log, PyObject *event)
+{
+    if (!PyTuple_Check(event) || PyTuple_GET_SIZE(event) != 4) {
+        PyErr_SetString(PyExc_TypeError, "an event is a (kind, what, time_ns, extra) tuple");
+        return NULL;
+    }
+    long kind = PyLong_AsLong(PyTuple_GET_ITEM(event, 0));
+    if (kind == -1 && PyErr_Occurred())
+        return NULL;
+    long long t = PyLong_AsLongLong(PyTuple_GET_ITEM(event, 2));
+    if (t == -1 && PyErr_Occurred())
+        return NULL;
+    if (log_push(log, kind, PyTuple_GET_ITEM(event, 1), t, PyTuple_GET_ITEM(event, 3)) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+EventLog_clear_method(EventLog *log, PyObject *unused)
+{
+    EventLog_clear(log);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+EventLog_sizeof(EventLog *log, PyObject *unused)
+{
+    return PyLong_FromSsize_t((Py_ssize_t)sizeof(EventLog) + log->cap * (Py_ssize_t)sizeof(Event));
+}
+
+static PyMethodDef EventLog_methods[] = {
+    {"append", (PyCFunction)EventLog_append, METH_O, "append((kind, what, time_ns, extra)): one event at the end"},
+    {"clear", (PyCFunction)EventLog_clear_method, METH_NOARGS, "clear(): drop every event"},
+    {"__sizeof__", (PyCFunction)EventLog_sizeof, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PySequenceMethods EventLog_as_sequence = {
+    .sq_length = (lenfunc)EventLog_length,
+    .sq_item = (ssizeargfunc)EventLog_item,
+};
+
+static PyMappingMethods EventLog_as_mapping = {
+    .mp_length = (lenfunc)EventLog_length,
+    .mp_subscript = (binaryfunc)EventLog_subscript,
+    .mp_ass_subscript = (objobjargproc)EventLog_ass_subscript,
+};
+
+static PyTypeObject EventLog_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer.record.EventLog",
+    .tp_basicsize = sizeof(EventLog),
+    .tp_dealloc = (destructor)EventLog_dealloc,
+    .tp_as_sequence = &EventLog_as_sequence,
+    .tp_as_mapping = &EventLog_as_mapping,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "EventLog(): a recording's events, (kind, what, time_ns, extra) each, kept in C; "
+              "append, len, [i], [i:j], iteration, del [:n], clear().",
+    .tp_traverse = (traverseproc)EventLog_traverse,
+    .tp_clear = (inquiry)EventLog_clear,
+    .tp_methods = EventLog_methods,
+    .tp_new = EventLog_new,
+};
 
 /* -- argument summaries ------------------------------------------------------------------------------ */
 
@@ -460,6 +799,8 @@ typedef struct {
     PyObject **stack;   /* open calls or markers, strong references */
     PyObject **keys;    /* what each opened with, strong references (None for the root) */
     long *depths;       /* each open call's depth */
+    long long *starts;  /* each open call's start, as the events gave it */
+    long long next_start; /* the start of the call builder_open makes next */
     Py_ssize_t n, cap;
     PyObject *hidden, *dropped, *raised, *raised_here, *unwound, *empty, *zero;
 } Builder;
@@ -492,11 +833,16 @@ builder_push(Builder *b, PyObject *entry, PyObject *key, long depth)
         if (depths == NULL)
             return PyErr_NoMemory(), -1;
         b->depths = depths;
+        long long *starts = PyMem_Realloc(b->starts, cap * sizeof(long long));
+        if (starts == NULL)
+            return PyErr_NoMemory(), -1;
+        b->starts = starts;
         b->cap = cap;
     }
     b->stack[b->n] = Py_NewRef(entry);
     b->keys[b->n] = Py_NewRef(key);
     b->depths[b->n] = depth;
+    b->starts[b->n] = b->next_start;
     b->n++;
     return 0;
 }
@@ -527,7 +873,7 @@ builder_info(CodeTable *table, PyObject *key, PyObject *info_of, Py_ssize_t size
 
 /* A new call under the innermost open one, pushed; `info` gives name, module, relpath, line, file. */
 static PyObject *
-builder_open(Builder *b, PyObject *key, PyObject *t, PyObject *kind_text, PyObject *name, PyObject *module,
+builder_open(Builder *b, PyObject *key, long long t, PyObject *kind_text, PyObject *name, PyObject *module,
              PyObject *relpath, PyObject *line, PyObject *file, PyObject *args, PyObject *arg_names, int resumed)
 {
     PyObject *parent = b->stack[b->n - 1];
@@ -535,10 +881,11 @@ builder_open(Builder *b, PyObject *key, PyObject *t, PyObject *kind_text, PyObje
     PyObject *call = b->type->tp_alloc(b->type, 0);
     if (call == NULL)
         return NULL;
-    PyObject *children = PyList_New(0), *depth_obj = PyLong_FromLong(depth);
-    if (children == NULL || depth_obj == NULL) {
+    PyObject *children = PyList_New(0), *depth_obj = PyLong_FromLong(depth), *start = PyLong_FromLongLong(t);
+    if (children == NULL || depth_obj == NULL || start == NULL) {
         Py_XDECREF(children);
         Py_XDECREF(depth_obj);
+        Py_XDECREF(start);
         Py_DECREF(call);
         return NULL;
     }
@@ -551,7 +898,7 @@ builder_open(Builder *b, PyObject *key, PyObject *t, PyObject *kind_text, PyObje
     set_slot(b, call, S_ARGS, args);
     set_slot(b, call, S_ARG_NAMES, arg_names);
     set_slot(b, call, S_ERROR, Py_None);
-    set_slot(b, call, S_START, t);
+    set_slot(b, call, S_START, start);
     set_slot(b, call, S_DURATION, b->zero);
     set_slot(b, call, S_CHILDREN, children);
     set_slot(b, call, S_PARENT, parent);
@@ -565,12 +912,14 @@ builder_open(Builder *b, PyObject *key, PyObject *t, PyObject *kind_text, PyObje
     }
     Py_DECREF(children);
     Py_DECREF(depth_obj);
+    Py_DECREF(start);
     PyObject *siblings = SLOT(b, parent, S_CHILDREN);
     if (siblings == NULL || !PyList_Check(siblings)) {
         PyErr_SetString(PyExc_TypeError, "build_calls: an open call has no children list");
         Py_DECREF(call);
         return NULL;
     }
+    b->next_start = t;
     if (PyList_Append(siblings, call) < 0 || builder_push(b, call, key, depth) < 0) {
         Py_DECREF(call);
         return NULL;
@@ -580,9 +929,9 @@ builder_open(Builder *b, PyObject *key, PyObject *t, PyObject *kind_text, PyObje
 }
 
 static int
-builder_finish(Builder *b, PyObject *call, PyObject *t)
+builder_finish(Builder *b, PyObject *call, long long start, long long t)
 {
-    PyObject *duration = PyNumber_Subtract(t, SLOT(b, call, S_START));
+    PyObject *duration = PyLong_FromLongLong(t - start);
     if (duration == NULL)
         return -1;
     set_slot(b, call, S_DURATION, duration);
@@ -614,17 +963,18 @@ is_call(Builder *b, PyObject *entry)
     return entry != b->hidden && entry != b->dropped;
 }
 
-static void
+static long long
 builder_pop(Builder *b, PyObject **entry, PyObject **key)
 {
     b->n--;
     *entry = b->stack[b->n];  /* the references pass to the caller */
     *key = b->keys[b->n];
+    return b->starts[b->n];
 }
 
 /* A return whose call is not the innermost open one (model._close). */
 static int
-builder_close(Builder *b, PyObject *key, PyObject *t, PyObject *error, Py_ssize_t index)
+builder_close(Builder *b, PyObject *key, long long t, PyObject *error, Py_ssize_t index)
 {
     Py_ssize_t i = b->n - 1;
     while (i >= 0 && b->keys[i] != key)
@@ -633,10 +983,10 @@ builder_close(Builder *b, PyObject *key, PyObject *t, PyObject *error, Py_ssize_
         return 0;
     while (b->n > 1) {
         PyObject *entry, *open_key;
-        builder_pop(b, &entry, &open_key);
+        long long start = builder_pop(b, &entry, &open_key);
         int rc = 0, done = open_key == key;
         if (is_call(b, entry)) {
-            rc = builder_finish(b, entry, t);
+            rc = builder_finish(b, entry, start, t);
             if (rc == 0 && done && error != Py_None) {
                 int truth = PyObject_IsTrue(error);
                 rc = truth < 0 ? -1 : truth ? builder_raised(b, entry, error, index) : 0;
@@ -671,10 +1021,14 @@ build_calls(PyObject *module, PyObject *args)
     PyObject *events, *root, *call_type, *info_of, *aten_info_of, *constants, *hidden, *dropped;
     PyObject *python_text, *builtin_text, *aten_text;
     long depth_limit;
-    if (!PyArg_ParseTuple(args, "O!OO!OOOlOOUUU:build_calls", &PyList_Type, &events, &root, &PyType_Type,
+    if (!PyArg_ParseTuple(args, "OOO!OOOlOOUUU:build_calls", &events, &root, &PyType_Type,
                           &call_type, &info_of, &aten_info_of, &constants, &depth_limit, &hidden, &dropped,
                           &python_text, &builtin_text, &aten_text))
         return NULL;
+    int from_log = Py_IS_TYPE(events, &EventLog_Type);
+    if (!from_log && !PyList_Check(events))
+        return PyErr_Format(PyExc_TypeError, "build_calls: the events are an EventLog or a list, not %.100s",
+                            Py_TYPE(events)->tp_name);
     Builder b = {0};
     b.type = (PyTypeObject *)call_type;
     for (int i = 0; i < N_SLOTS; i++) {
@@ -737,30 +1091,52 @@ build_calls(PyObject *module, PyObject *args)
     b.stack = PyMem_Malloc(b.cap * sizeof(PyObject *));
     b.keys = PyMem_Malloc(b.cap * sizeof(PyObject *));
     b.depths = PyMem_Malloc(b.cap * sizeof(long));
+    b.starts = PyMem_Malloc(b.cap * sizeof(long long));
     CodeTable infos = {0}, aten_infos = {0};
     PyObject *out = NULL;
     Py_ssize_t n_hidden = 0, in_aten = 0;  /* in_aten: inside an operator, the dispatcher's Python is skipped */
     int truncated = 0;
     if (b.raised == NULL || b.raised_here == NULL || b.unwound == NULL || b.empty == NULL || b.zero == NULL)
         goto done;
-    if (b.stack == NULL || b.keys == NULL || b.depths == NULL) {
+    if (b.stack == NULL || b.keys == NULL || b.depths == NULL || b.starts == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     if (table_init(&infos) < 0 || table_init(&aten_infos) < 0 || builder_push(&b, root, Py_None, 0) < 0)
         goto done;
 
-    Py_ssize_t n_events = PyList_GET_SIZE(events);
+    /* The events stay alive through the loop: Python code it calls (info_of) appends nothing to them. */
+    Py_ssize_t n_events = from_log ? LOG_SIZE(events) : PyList_GET_SIZE(events);
     for (Py_ssize_t index = 0; index < n_events; index++) {
-        PyObject *event = PyList_GET_ITEM(events, index);
-        if (!PyTuple_Check(event) || PyTuple_GET_SIZE(event) != 4) {
-            PyErr_SetString(PyExc_TypeError, "build_calls: an event is a 4-tuple");
-            goto done;
+        long kind;
+        long long t;
+        PyObject *what, *extra;
+        if (from_log) {
+            if (index >= LOG_SIZE(events))  /* info_of ran Python code that cleared the log */
+                break;
+            Event *e = &((EventLog *)events)->items[index];
+            kind = e->kind;
+            what = e->what;
+            t = e->t;
+            extra = e->extra;
         }
-        long kind = PyLong_AsLong(PyTuple_GET_ITEM(event, 0));
-        if (kind == -1 && PyErr_Occurred())
-            goto done;
-        PyObject *what = PyTuple_GET_ITEM(event, 1), *t = PyTuple_GET_ITEM(event, 2), *extra = PyTuple_GET_ITEM(event, 3);
+        else {
+            if (index >= PyList_GET_SIZE(events))
+                break;
+            PyObject *event = PyList_GET_ITEM(events, index);
+            if (!PyTuple_Check(event) || PyTuple_GET_SIZE(event) != 4) {
+                PyErr_SetString(PyExc_TypeError, "build_calls: an event is a 4-tuple");
+                goto done;
+            }
+            kind = PyLong_AsLong(PyTuple_GET_ITEM(event, 0));
+            if (kind == -1 && PyErr_Occurred())
+                goto done;
+            what = PyTuple_GET_ITEM(event, 1);
+            t = PyLong_AsLongLong(PyTuple_GET_ITEM(event, 2));
+            if (t == -1 && PyErr_Occurred())
+                goto done;
+            extra = PyTuple_GET_ITEM(event, 3);
+        }
         PyObject *parent = b.stack[b.n - 1];
         long parent_depth = b.depths[b.n - 1];
         if (in_aten && kind != k_aten_call && kind != k_aten_return && kind != k_truncated)
@@ -793,10 +1169,10 @@ build_calls(PyObject *module, PyObject *args)
         else if (kind == k_return || kind == k_c_return) {
             if (b.keys[b.n - 1] == what && what != Py_None) {
                 PyObject *entry, *key;
-                builder_pop(&b, &entry, &key);
+                long long start = builder_pop(&b, &entry, &key);
                 int rc = 0;
                 if (is_call(&b, entry)) {
-                    rc = builder_finish(&b, entry, t);
+                    rc = builder_finish(&b, entry, start, t);
                     if (rc == 0 && extra != Py_None) {
                         int truth = PyObject_IsTrue(extra);
                         rc = truth < 0 ? -1 : truth ? builder_raised(&b, entry, extra, index) : 0;
@@ -902,6 +1278,7 @@ done:
     PyMem_Free(b.stack);
     PyMem_Free(b.keys);
     PyMem_Free(b.depths);
+    PyMem_Free(b.starts);
     if (infos.slots != NULL)
         table_free(&infos);
     if (aten_infos.slots != NULL)
@@ -1051,13 +1428,13 @@ static PyTypeObject EnterGuard_Type = {
     .tp_new = Guard_new,
 };
 
-/* Add ExitGuard and EnterGuard to a module: 0, or -1 with an error set. */
+/* Add ExitGuard, EnterGuard and EventLog to a module: 0, or -1 with an error set. */
 static int
 add_exit_guard(PyObject *module)
 {
-    PyTypeObject *types[] = {&ExitGuard_Type, &EnterGuard_Type};
-    const char *names[] = {"ExitGuard", "EnterGuard"};
-    for (int i = 0; i < 2; i++) {
+    PyTypeObject *types[] = {&ExitGuard_Type, &EnterGuard_Type, &EventLog_Type};
+    const char *names[] = {"ExitGuard", "EnterGuard", "EventLog"};
+    for (int i = 0; i < 3; i++) {
         if (PyType_Ready(types[i]) < 0)
             return -1;
         Py_INCREF(types[i]);

@@ -1,0 +1,132 @@
+"""The C event log and the C recorders' clock (_recording.h): torch-free, run on every Python the core runs on."""
+
+import gc
+import sys
+import time
+import weakref
+
+import pytest
+
+from tracer.record import EventLog, Recording, calibrate_clock, new_event_log
+from tracer.record.events import CALL, RETURN
+
+pytestmark = pytest.mark.skipif(EventLog is None, reason="the C recorders are not built for this Python")
+
+
+class Key:
+    """A `what` that can be weakly referenced, to see when the log lets it go."""
+
+
+def test_it_reads_as_the_list_of_tuples_it_stands_for():
+    log, plain = EventLog(), []
+    for i in range(10_000):  # past the first growth
+        event = (CALL if i % 2 == 0 else RETURN, f"f{i % 7}", 10**12 + i, None if i % 3 else ("a", "b"))
+        log.append(event)
+        plain.append(event)
+    assert len(log) == len(plain)
+    assert list(log) == plain
+    assert log[0] == plain[0] and log[-1] == plain[-1] and log[-10_000] == plain[0]
+    assert log[5:9] == plain[5:9] and log[::1000] == plain[::1000] and log[-3:] == plain[-3:]
+    del log[:4_000]
+    del plain[:4_000]
+    assert list(log) == plain
+    del log[:]
+    assert len(log) == 0 and list(log) == []
+
+
+def test_bad_use_says_what_to_do():
+    log = EventLog()
+    with pytest.raises(TypeError, match=r"\(kind, what, time_ns, extra\)"):
+        log.append((CALL, "f", 1))
+    with pytest.raises(TypeError):
+        log.append((CALL, "f", "not a time", None))
+    with pytest.raises(IndexError):
+        log[0]
+    log.append((CALL, "f", 1, None))
+    with pytest.raises(TypeError, match="deletes from its front"):
+        del log[1:]
+    with pytest.raises(TypeError, match="deletes from its front"):
+        log[0] = (CALL, "g", 2, None)
+    with pytest.raises(TypeError, match="integers or slices"):
+        log["x"]
+    with pytest.raises(TypeError, match="takes no arguments"):
+        EventLog([])
+    assert list(log) == [(CALL, "f", 1, None)]  # what failed changed nothing
+
+
+def test_it_holds_what_an_event_names_until_the_event_goes():
+    log = EventLog()
+    what, extra = Key(), Key()
+    gone = weakref.ref(what), weakref.ref(extra)
+    log.append((CALL, what, 1, extra))
+    log.append((RETURN, "other", 2, None))
+    del what, extra
+    gc.collect()
+    assert all(ref() is not None for ref in gone)
+    del log[:1]
+    assert all(ref() is None for ref in gone)
+    assert log[0] == (RETURN, "other", 2, None)
+
+
+def test_a_cycle_through_the_log_is_collected():
+    log = EventLog()
+    holder = Key()
+    holder.log = log
+    log.append((CALL, holder, 1, None))
+    gone = weakref.ref(holder)
+    del holder, log
+    gc.collect()
+    assert gone() is None
+
+
+def test_a_recording_keeps_its_events_in_the_log():
+    rec = Recording(include=("json",))
+    assert type(rec.events) is EventLog and type(new_event_log()) is EventLog
+
+
+@pytest.mark.parametrize("tsc", [True, False], ids=["tsc where the kernel uses it", "perf_counter"])
+def test_the_clock_stamps_within_the_block_and_agrees_with_perf_counter_ns(monkeypatch, tsc):
+    import json
+
+    import tracer.record
+    monkeypatch.setattr(tracer.record, "TSC_CLOCK", tracer.record.TSC_CLOCK and tsc)
+    time.sleep(0.06)  # the counter's rate is measured over at least 50 ms since the module loaded
+    rec = Recording(include=("json",), args=False)
+    rec.start()
+    try:
+        marks = []
+        for _ in range(5):
+            before = time.perf_counter_ns()
+            json.dumps(1)
+            marks.append((before, time.perf_counter_ns()))
+            time.sleep(0.002)
+    finally:
+        rec.stop()
+    assert rec.event_clock in ("tsc", "perf_counter") and (tsc or rec.event_clock == "perf_counter")
+    times = [t for _, _, t, _ in rec.events]
+    assert times == sorted(times)
+    assert rec.started_ns <= times[0] and times[-1] <= rec.stopped_ns
+    starts = [t for kind, what, t, _ in rec.events if kind == CALL and what.co_name == "dumps"]
+    ends = [t for kind, what, t, _ in rec.events if kind == RETURN and what.co_name == "dumps"]
+    assert len(starts) == len(ends) == len(marks) == 5
+    for (before, after), start, end in zip(marks, starts, ends):
+        assert before <= start <= end <= after
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the TSC is used where Linux's clocksource is the TSC")
+def test_the_tsc_is_used_only_where_the_kernel_reads_it():
+    from tracer.record import TSC_CLOCK
+    try:
+        with open("/sys/devices/system/clocksource/clocksource0/current_clocksource") as f:
+            kernel_tsc = f.read().strip() == "tsc"
+    except OSError:
+        kernel_tsc = False
+    assert TSC_CLOCK == kernel_tsc
+    time.sleep(0.06)
+    assert calibrate_clock(TSC_CLOCK) == ("tsc" if kernel_tsc and _x86_64() else "perf_counter")
+    assert calibrate_clock(False) == "perf_counter"
+
+
+def _x86_64():
+    import platform
+    return platform.machine() in ("x86_64", "AMD64")
