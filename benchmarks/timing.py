@@ -26,7 +26,7 @@ def interleave(workload, modes, repeat, warmup=1):
     dict of what it recorded (kept from the last round: no large objects, they would slow the collector
     for the modes after it). A run that times its own region (leaving out work done after recording,
     such as parsing a buffer) puts the seconds in that dict as "seconds"; otherwise the whole call is timed.
-    Returns {name: {"times": [...], "median": s, "spread": interquartile range / median, "last": dict,
+    Returns {name: {"times": [...], "median": s, "fastest": s, "spread": interquartile range / median, "last": dict,
     "medians": {key: median over the rounds of each other number a run returned ending in "_s"}}}.
     """
     results = {name: {"times": [], "last": None, "parts": {}} for name in modes}
@@ -47,6 +47,7 @@ def interleave(workload, modes, repeat, warmup=1):
             del recorded
     for entry in results.values():
         entry["median"] = statistics.median(entry["times"])
+        entry["fastest"] = min(entry["times"])
         entry["spread"] = spread(entry["times"])
         entry["medians"] = {key: statistics.median(values) for key, values in entry.pop("parts").items()}
     return results

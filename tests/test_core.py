@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 import threading
 
 import pytest
@@ -677,3 +678,29 @@ def test_builtin_layer_sees_c_methods_of_an_included_subclass_on_both_backends(s
 def test_a_torch_link_without_torch_says_torch_is_not_installed():
     with pytest.raises(ModuleNotFoundError, match=r"torch is not installed in this Python .*install torch"):
         tracer.link("torch/__init__.py")
+
+
+def test_the_same_c_method_on_an_included_and_a_plain_type_is_told_apart(tmp_path, monkeypatch, backend):
+    """dict.get bound to an included dict subclass is the package's, on a plain dict it is not: the C recorders
+    remember builtin_key's answer by the C function and its owner's type, so alternating calls keep them apart."""
+    (tmp_path / "mixedowners.py").write_text(textwrap.dedent('''
+        class Counts(dict):
+            pass
+
+        def mixed(words):
+            counts, plain = Counts(), {}
+            for word in words:
+                counts.get(word)
+                plain.get(word)
+                counts.setdefault(word, 0)
+                plain.setdefault(word, 0)
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("mixedowners", None)
+    import mixedowners
+    with tracer.trace(include=("mixedowners",), layers=("python", "builtin"), backend=backend) as t:
+        mixedowners.mixed(["a", "b", "a"])
+    (mixed,) = t.find("mixed")
+    assert [c.name for c in mixed.children] == ["Counts.get", "Counts.setdefault"] * 3
+    assert {c.module for c in mixed.children} == {"mixedowners"}
+    sys.modules.pop("mixedowners", None)

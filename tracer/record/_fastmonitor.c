@@ -86,6 +86,7 @@ typedef struct {
     Py_ssize_t errors;      /* events dropped because the callback failed */
     Py_ssize_t other_thread_events;
     CodeTable table;        /* code object -> keep, in front of `codes` */
+    BuiltinCache builtins;  /* builtin_key's answers, in front of `ckey` */
 } Monitor;
 
 static PyTypeObject Monitor_Type;
@@ -298,9 +299,18 @@ static PyObject *
 c_function_key(Monitor *self, PyObject *func, PyObject *arg0)
 {
     if (Py_IS_TYPE(func, &PyMethodDescr_Type) && arg0 != missing) {
+        PyMethodDescrObject *descr = (PyMethodDescrObject *)func;
+        if (PyObject_TypeCheck(arg0, descr->d_common.d_type)) {  /* it binds: the answer may be known */
+            BuiltinSlot *slot = self->builtins.slots == NULL ? NULL :
+                builtin_slot(&self->builtins, descr->d_method, builtin_owner(arg0));
+            if (slot != NULL && slot->ml == descr->d_method && slot->owner == builtin_owner(arg0))
+                return Py_NewRef(slot->key);
+        }
         PyObject *bound = Py_TYPE(func)->tp_descr_get(func, arg0, (PyObject *)Py_TYPE(arg0));
         if (bound != NULL) {
-            PyObject *key = PyObject_CallOneArg(self->ckey, bound);
+            PyObject *key = PyCFunction_Check(bound) ?
+                builtin_key_cached(&self->builtins, self->ckey, descr->d_method, arg0, bound) :
+                PyObject_CallOneArg(self->ckey, bound);
             Py_DECREF(bound);
             return key;
         }
@@ -308,6 +318,9 @@ c_function_key(Monitor *self, PyObject *func, PyObject *arg0)
             return NULL;
         PyErr_Clear();  /* not an instance of the descriptor's class: the call itself will raise */
     }
+    if (PyCFunction_Check(func))
+        return builtin_key_cached(&self->builtins, self->ckey, ((PyCFunctionObject *)func)->m_ml,
+                                  ((PyCFunctionObject *)func)->m_self, func);
     return PyObject_CallOneArg(self->ckey, func);
 }
 
@@ -562,7 +575,7 @@ Monitor_traverse(Monitor *self, visitproc visit, void *arg)
     Py_VISIT(self->truncate);
     Py_VISIT(self->disable);
     Py_VISIT(self->c_types);
-    return 0;
+    return builtin_cache_traverse(&self->builtins, visit, arg);
 }
 
 static int
@@ -579,6 +592,7 @@ Monitor_clear(Monitor *self)
     Py_CLEAR(self->truncate);
     Py_CLEAR(self->disable);
     Py_CLEAR(self->c_types);
+    builtin_cache_clear(&self->builtins);
     return 0;
 }
 

@@ -74,6 +74,7 @@ typedef struct {
     Py_ssize_t errors;      /* events dropped because the callback failed */
     unsigned char exit_error[256];  /* opcode -> 0 for a normal exit, 1 RAISED, 2 RAISED_HERE */
     CodeTable table;        /* code object -> keep, in front of `codes` */
+    BuiltinCache builtins;  /* builtin_key's answers, in front of `ckey` */
 } Profiler;
 
 static PyTypeObject Profiler_Type;
@@ -340,7 +341,12 @@ on_c_event(Profiler *self, PyCodeObject *code, int what, PyObject *func)
         return -1;
     if (keep != 1)
         return 0;
-    PyObject *key = PyObject_CallOneArg(self->ckey, func ? func : Py_None);
+    PyObject *key;
+    if (func != NULL && PyCFunction_Check(func))
+        key = builtin_key_cached(&self->builtins, self->ckey, ((PyCFunctionObject *)func)->m_ml,
+                                 ((PyCFunctionObject *)func)->m_self, func);
+    else
+        key = PyObject_CallOneArg(self->ckey, func ? func : Py_None);
     if (key == NULL)
         return -1;
     int rc = 0;
@@ -530,7 +536,7 @@ Profiler_traverse(Profiler *self, visitproc visit, void *arg)
     Py_VISIT(self->s_arg_names);
     Py_VISIT(self->truncate);
     Py_VISIT(self->chain);
-    return 0;
+    return builtin_cache_traverse(&self->builtins, visit, arg);
 }
 
 static int
@@ -547,6 +553,7 @@ Profiler_clear(Profiler *self)
     Py_CLEAR(self->s_arg_names);
     Py_CLEAR(self->truncate);
     Py_CLEAR(self->chain);
+    builtin_cache_clear(&self->builtins);
     return 0;
 }
 

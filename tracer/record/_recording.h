@@ -331,9 +331,19 @@ log_drop_front(EventLog *log, Py_ssize_t n)
 {
     if (n <= 0)
         return;
-    if (n > log->n)
-        n = log->n;
-    Event *dropped = PyMem_RawMalloc((size_t)(n ? n : 1) * sizeof(Event));
+    if (n >= log->n) {  /* all of them: the array itself is taken out, then released */
+        Event *items = log->items;
+        Py_ssize_t count = log->n;
+        log->items = NULL;
+        log->n = log->cap = 0;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            Py_DECREF(items[i].what);
+            Py_DECREF(items[i].extra);
+        }
+        PyMem_RawFree(items);
+        return;
+    }
+    Event *dropped = PyMem_RawMalloc((size_t)n * sizeof(Event));
     if (dropped == NULL) {  /* drop one at a time, in place: slow but needs no memory */
         for (Py_ssize_t i = 0; i < n; i++) {
             Event e = log->items[0];
@@ -377,8 +387,6 @@ EventLog_dealloc(EventLog *log)
 {
     PyObject_GC_UnTrack(log);
     EventLog_clear(log);
-    PyMem_RawFree(log->items);
-    log->items = NULL;
     Py_TYPE(log)->tp_free((PyObject *)log);
 }
 
@@ -762,6 +770,92 @@ table_arg_names(CodeTable *table, PyObject *code, PyObject *arg_names)
             Py_DECREF(names);
     }
     return slot->names;
+}
+
+/* -- builtin keys: builtin_key(func) remembered in C ------------------------------------------------- */
+
+/* The builtin layer asks builtin_key(func) (Recording.builtin_key, a Python method) at every C call and
+ * return of the included code: tens of thousands of Python calls a second. Its answer depends on the C
+ * function (its PyMethodDef) and its owner: the module or type it is bound to, or else the type of the
+ * instance (as Recording.builtin_key caches it: by (type, name), or by the function itself). This
+ * direct-mapped cache keeps that answer by (PyMethodDef, owner); a collision replaces the entry. It holds
+ * a reference to each owner, so no address is reused while it is kept. */
+
+enum { BUILTIN_SLOTS = 1024 };
+
+typedef struct {
+    void *ml;          /* the PyMethodDef; NULL for an empty slot */
+    PyObject *owner;   /* strong */
+    PyObject *key;     /* strong: builtin_key's answer, a (module, name) tuple or None */
+} BuiltinSlot;
+
+typedef struct {
+    BuiltinSlot *slots;  /* NULL until first used */
+} BuiltinCache;
+
+/* What an owner is filed under: a module or a type as itself, an instance as its type. */
+static PyObject *
+builtin_owner(PyObject *bound_to)
+{
+    if (bound_to == NULL)
+        return Py_None;
+    if (PyModule_Check(bound_to) || PyType_Check(bound_to))
+        return bound_to;
+    return (PyObject *)Py_TYPE(bound_to);
+}
+
+static BuiltinSlot *
+builtin_slot(BuiltinCache *cache, void *ml, PyObject *owner)
+{
+    uintptr_t h = ((uintptr_t)ml >> 3) * (uintptr_t)0x9E3779B97F4A7C15ULL ^ ((uintptr_t)owner >> 4);
+    return &cache->slots[(h ^ (h >> 29)) & (BUILTIN_SLOTS - 1)];
+}
+
+/* builtin_key(func) for C function `ml` bound to `bound_to` (NULL: none), asking `ckey(func)` on a miss.
+ * `func` is made only then, by make(arg), where the caller has none yet (a method descriptor not bound). */
+static PyObject *
+builtin_key_cached(BuiltinCache *cache, PyObject *ckey, void *ml, PyObject *bound_to, PyObject *func)
+{
+    PyObject *owner = builtin_owner(bound_to);
+    if (cache->slots == NULL && (cache->slots = PyMem_Calloc(BUILTIN_SLOTS, sizeof(BuiltinSlot))) == NULL)
+        return PyErr_NoMemory();
+    BuiltinSlot *slot = builtin_slot(cache, ml, owner);
+    if (slot->ml == ml && slot->owner == owner)
+        return Py_NewRef(slot->key);
+    PyObject *key = PyObject_CallOneArg(ckey, func);
+    if (key == NULL)
+        return NULL;
+    slot = builtin_slot(cache, ml, owner);  /* ckey ran Python code: look again, the slot may have changed */
+    PyObject *old_owner = slot->owner, *old_key = slot->key;
+    slot->ml = ml;
+    slot->owner = Py_NewRef(owner);
+    slot->key = Py_NewRef(key);
+    Py_XDECREF(old_owner);
+    Py_XDECREF(old_key);
+    return key;
+}
+
+static int
+builtin_cache_traverse(BuiltinCache *cache, visitproc visit, void *arg)
+{
+    if (cache->slots != NULL)
+        for (int i = 0; i < BUILTIN_SLOTS; i++)
+            Py_VISIT(cache->slots[i].owner);
+    return 0;
+}
+
+static void
+builtin_cache_clear(BuiltinCache *cache)
+{
+    BuiltinSlot *slots = cache->slots;
+    cache->slots = NULL;
+    if (slots == NULL)
+        return;
+    for (int i = 0; i < BUILTIN_SLOTS; i++) {
+        Py_XDECREF(slots[i].owner);
+        Py_XDECREF(slots[i].key);
+    }
+    PyMem_Free(slots);
 }
 
 /* One of the event kinds, from tracer.record.events' namespace. */
