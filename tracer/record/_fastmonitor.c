@@ -3,8 +3,8 @@
  * monitoring.py's `_make_callbacks` builds Python functions that sys.monitoring calls on every start,
  * resume, return, yield, unwind and throw of the traced block (and, for the builtin layer, every call
  * made by kept code); the Python frame each such call runs costs more than a whole C tracer. A
- * Monitor does the same work in C and appends exactly the same 4-tuples (kind, what, time_ns, extra)
- * to the same events list. Its bound methods are the callbacks to register with
+ * Monitor does the same work in C and appends exactly the same events (kind, what, time_ns, extra)
+ * to the same EventLog (_recording.h), where the Python callbacks append them as 4-tuples. Its bound methods are the callbacks to register with
  * sys.monitoring.register_callback; `monitor.callbacks()` gives them keyed by event name, as
  * `_make_callbacks` does:
  *

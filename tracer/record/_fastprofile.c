@@ -3,8 +3,8 @@
  * setprofile.py's `_make_callback` builds a Python function that CPython calls on every call, return
  * and C call of the traced block; the call through the profile trampoline alone costs about as much
  * as a whole C tracer. This module does the same work as a C profile function installed with
- * PyEval_SetProfile, and appends exactly the same 4-tuples (kind, what, time_ns, extra) to the same
- * events list:
+ * PyEval_SetProfile, and appends exactly the same events (kind, what, time_ns, extra) to the same
+ * EventLog (_recording.h), where the Python callback appends them as 4-tuples:
  *
  *   call      (CALL, code, t, summarise_frame(code, f_locals) or None)  a function starts
  *             (RESUME, code, t, None)                                   a generator goes on

@@ -73,7 +73,7 @@ def make_mode(rec):
 
 def _skip_dynamo(code):
     """Have Dynamo run the recorder's frame, and every frame it calls, as they are: never trace them. Traced,
-    the frame graph-breaks on the growing events list and is compiled again at each compiled call (seconds
+    the frame graph-breaks on the growing event log and is compiled again at each compiled call (seconds
     per call after a few hundred operators). Done by code object, not with torch._disable_dynamo, whose
     wrapper would add its frames to every operator. Only where Dynamo is loaded (torch.compile loads it):
     importing it costs a second."""

@@ -1,4 +1,7 @@
-"""The raw event stream: one tuple per event, (kind, what, time_ns, extra), appended by the hot callbacks.
+"""The raw event stream: (kind, what, time_ns, extra) per event, appended by the hot callbacks.
+
+The stream is an EventLog (_recording.h: C structs, read back as these 4-tuples) where the C recorders are
+built, else a list of the tuples.
 
 `what` is a code object (python), an interned (module, name) pair (builtin) or an OpOverload (aten);
 `extra` is the argument summaries on a call and the error on a return. Everything else (names, lines,
