@@ -3,6 +3,7 @@
 import json
 import re
 import subprocess
+import gc
 import sys
 import textwrap
 import threading
@@ -704,3 +705,38 @@ def test_the_same_c_method_on_an_included_and_a_plain_type_is_told_apart(tmp_pat
     assert [c.name for c in mixed.children] == ["Counts.get", "Counts.setdefault"] * 3
     assert {c.module for c in mixed.children} == {"mixedowners"}
     sys.modules.pop("mixedowners", None)
+
+
+def _calls_alive():
+    from tracer.model import Call
+    return sum(1 for o in gc.get_objects() if type(o) is Call)
+
+
+def test_the_tree_joins_the_oldest_generation_without_a_young_collection(sample):
+    """The tree is long-lived: it goes to the oldest generation directly, so no young collection after the
+    block walks its thousands of objects only to keep them; dropped, it is collected as before."""
+    gc.collect()
+    before, frozen = _calls_alive(), gc.get_freeze_count()
+    with tracer.trace(include=("sample",)) as t:
+        for _ in range(300):
+            sample.outer(3)
+    assert len(t) > 1_000 and gc.get_freeze_count() == frozen
+    if frozen == 0:  # else something is frozen (Python 3.12 freezes objects of its own at start): left as it is
+        assert gc.get_count()[0] < 700  # nothing the build made waits in the young generation
+        oldest = {id(o) for o in gc.get_objects(generation=2)}
+        assert all(id(c) in oldest for c in t.root.walk())
+    del t
+    gc.collect()
+    assert _calls_alive() == before
+
+
+def test_objects_the_program_froze_stay_frozen(sample):
+    gc.collect()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with tracer.trace(include=("sample",)) as t:
+            sample.outer(3)
+        assert len(t) > 1 and gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
