@@ -130,3 +130,24 @@ def test_the_tsc_is_used_only_where_the_kernel_reads_it():
 def _x86_64():
     import platform
     return platform.machine() in ("x86_64", "AMD64")
+
+
+def test_a_calls_summaries_kept_in_the_log_read_back_as_their_tuple(tmp_path, monkeypatch):
+    """The C recorders keep a call's summaries as a plain array: the event reads back with them as a tuple,
+    and the log lets them go with the event."""
+    (tmp_path / "logargs.py").write_text("def f(a, b, *rest, key=None):\n    return a\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("logargs", None)
+    import logargs
+    rec = Recording(include=("logargs",))
+    rec.start()
+    try:
+        logargs.f(1, "x", 2.5, key=True)
+    finally:
+        rec.stop()
+    calls = [e for e in rec.events if e[0] == CALL]
+    assert [extra for _, _, _, extra in calls] == [("1", "'x'", "True", "tuple[1]")]  # co_varnames' order
+    assert rec.events[:][0] == rec.events[0] and list(rec.events)[0] == rec.events[0]
+    del rec.events[:1]
+    assert len(rec.events) == 1
+    sys.modules.pop("logargs", None)

@@ -141,77 +141,63 @@ current_arguments(PyObject *code)
     return frame->localsplus;
 }
 
-/* summarise_frame(code, frame.f_locals): a tuple of summaries, None for an unbound name. */
-static PyObject *
-summarise_frame(Monitor *self, PyObject *code)
+/* summarise_frame(code, frame.f_locals): the summaries in the order of the argument names, None for an
+ * unbound one, as an array (*array, *count: see log_push_args). 0, or -1 with an error set. */
+static int
+summarise_frame(Monitor *self, PyObject *code, PyObject ***array, Py_ssize_t *count)
 {
     PyObject *names = table_arg_names(&self->table, code, self->arg_names);
     if (names == NULL)
-        return NULL;
+        return -1;
     Py_INCREF(names);
-    Py_ssize_t n = PyTuple_GET_SIZE(names);
-    PyObject *out = PyTuple_New(n);
+    Py_ssize_t n = PyTuple_GET_SIZE(names), filled = 0;
+    PyObject **out = args_new(n);
     if (out == NULL)
         goto error;
-    if (n == 0) {
-        Py_DECREF(names);
-        return out;
-    }
     PyObject **locals = current_arguments(code);
     PyCodeObject *co = (PyCodeObject *)code;
-    if (locals != NULL && n <= co->co_nlocalsplus) {
-        for (Py_ssize_t i = 0; i < n; i++) {
+    PyFrameObject *frame = NULL;
+    if (n > 0 && (locals == NULL || n > co->co_nlocalsplus)) {
+        frame = PyEval_GetFrame();  /* borrowed: the frame that starts */
+        if (frame == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "no current frame");
+            goto error;
+        }
+    }
+    for (; filled < n; filled++) {
+        PyObject *value, *text;
+        if (frame == NULL) {
             /* MAKE_CELL runs before RESUME, where PY_START is: a cell argument's value is in its cell */
-            PyObject *value = locals[i];
-            if (value != NULL && (_PyLocals_GetKind(co->co_localspluskinds, (int)i) & CO_FAST_CELL) &&
+            value = locals[filled];
+            if (value != NULL && (_PyLocals_GetKind(co->co_localspluskinds, (int)filled) & CO_FAST_CELL) &&
                     PyCell_Check(value))
                 value = PyCell_GET(value);
-            PyObject *text;
-            if (value == NULL)
-                text = Py_NewRef(Py_None);  /* unbound: not in f_locals */
-            else {
-                Py_INCREF(value);  /* a summariser may run Python code */
-                text = summarise_value(self->summarise, self->by_type, self->fast, value);
-                Py_DECREF(value);
-                if (text == NULL)
-                    goto error;
-            }
-            PyTuple_SET_ITEM(out, i, text);
+            Py_XINCREF(value);  /* a summariser may run Python code */
         }
-        Py_DECREF(names);
-        PyObject_GC_UnTrack(out);
-        return out;
-    }
-    PyFrameObject *frame = PyEval_GetFrame();  /* borrowed: the frame that starts */
-    if (frame == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "no current frame");
-        goto error;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *name = PyTuple_GET_ITEM(names, i);
-        PyObject *value = PyFrame_GetVar(frame, name);
-        PyObject *text;
-        if (value == NULL) {
+        else if ((value = PyFrame_GetVar(frame, PyTuple_GET_ITEM(names, filled))) == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_NameError))
                 goto error;
-            PyErr_Clear();  /* unbound: not in f_locals */
-            text = Py_NewRef(Py_None);
+            PyErr_Clear();
         }
+        if (value == NULL)
+            text = Py_NewRef(Py_None);  /* unbound: not in f_locals */
         else {
             text = summarise_value(self->summarise, self->by_type, self->fast, value);
             Py_DECREF(value);
             if (text == NULL)
                 goto error;
         }
-        PyTuple_SET_ITEM(out, i, text);
+        out[filled] = text;
     }
     Py_DECREF(names);
-    PyObject_GC_UnTrack(out);  /* strings only: see append_event */
-    return out;
+    *array = out;
+    *count = n;
+    return 0;
 error:
-    Py_XDECREF(out);
+    if (out != NULL)
+        args_free(out, filled);
     Py_DECREF(names);
-    return NULL;
+    return -1;
 }
 
 /* -- the events ------------------------------------------------------------------------------------- */
@@ -241,12 +227,11 @@ on_open(Monitor *self, PyObject *code, int resumed)
     long long t = now_ns();
     if (resumed || !self->want_args)
         return record_event(self->events, resumed ? self->k_resume : self->k_call, code, t, Py_None);
-    PyObject *args = summarise_frame(self, code);
-    if (args == NULL)
+    PyObject **args = NULL;
+    Py_ssize_t count = 0;
+    if (summarise_frame(self, code, &args, &count) < 0)
         return -1;
-    int rc = record_event(self->events, self->k_call, code, t, args);
-    Py_DECREF(args);
-    return rc;
+    return log_push_args((EventLog *)self->events, PyLong_AsLong(self->k_call), code, t, args, count);
 }
 
 /* PY_RETURN and PY_YIELD. */

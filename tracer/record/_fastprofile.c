@@ -176,25 +176,29 @@ frame_argument(struct _PyInterpreterFrame *f, PyCodeObject *code, Py_ssize_t i)
 }
 #endif
 
-/* summarise_frame(code, frame.f_locals) done here: a tuple of summaries in the order of the argument
- * names, None for an unbound one. No locals are built for a function without parameters, nor on 3.11. */
-static PyObject *
-summarise_locals(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
+static PyObject *summarise_locals_tuple(Profiler *self, PyFrameObject *frame, PyCodeObject *code, PyObject *names);
+
+/* summarise_frame(code, frame.f_locals) done here: the summaries in the order of the argument names,
+ * None for an unbound one. On 3.11, read from the frame's fast locals into an array (*array, *count: see
+ * log_push_args), else a tuple (*tuple). No locals are built for a function without parameters, nor on
+ * 3.11. 0, or -1 with an error set. */
+static int
+summarise_locals(Profiler *self, PyFrameObject *frame, PyCodeObject *code, PyObject **tuple, PyObject ***array,
+                 Py_ssize_t *count)
 {
     PyObject *names = table_arg_names(&self->table, (PyObject *)code, self->s_arg_names);
     if (names == NULL)
-        return NULL;
+        return -1;
     Py_ssize_t n = PyTuple_GET_SIZE(names);
     if (n == 0)
-        return PyTuple_New(0);
-    Py_INCREF(names);
+        return (*tuple = PyTuple_New(0)) == NULL ? -1 : 0;
 #if PY_VERSION_HEX >= 0x030B0000
     struct _PyInterpreterFrame *f = frame->f_frame;
     if (f != NULL && f->f_code == code && n <= code->co_argcount + code->co_kwonlyargcount + 2 &&
             n <= code->co_nlocalsplus) {
-        PyObject *out = PyTuple_New(n);
+        PyObject **out = args_new(n);
         if (out == NULL)
-            goto direct_done;
+            return -1;
         for (Py_ssize_t i = 0; i < n; i++) {
             PyObject *value = frame_argument(f, code, i), *text;
             if (value == NULL)
@@ -204,17 +208,28 @@ summarise_locals(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
                 text = summarise_value(self->s_value, self->s_by_type, self->s_fast, value);
                 Py_DECREF(value);
                 if (text == NULL) {
-                    Py_CLEAR(out);
-                    goto direct_done;
+                    args_free(out, i);
+                    return -1;
                 }
             }
-            PyTuple_SET_ITEM(out, i, text);
+            out[i] = text;
         }
-        PyObject_GC_UnTrack(out);
-    direct_done:
-        Py_DECREF(names);
-        return out;
+        *array = out;
+        *count = n;
+        return 0;
     }
+#endif
+    *tuple = summarise_locals_tuple(self, frame, code, names);
+    return *tuple == NULL ? -1 : 0;
+}
+
+/* The same through frame.f_locals: a tuple. `names` is borrowed from the code table. */
+static PyObject *
+summarise_locals_tuple(Profiler *self, PyFrameObject *frame, PyCodeObject *code, PyObject *names)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    Py_INCREF(names);
+#if PY_VERSION_HEX >= 0x030B0000
     PyObject *locals = PyFrame_GetLocals(frame);  /* frame.f_locals */
 #else
     PyObject *locals = PyFrame_FastToLocalsWithError(frame) < 0 ? NULL : frame->f_locals;
@@ -287,9 +302,13 @@ on_call(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
     if (!self->want_args)
         return record_event(self->events, self->k_call, (PyObject *)code, t, Py_None);
     if (self->s_value != NULL) {
-        PyObject *args = summarise_locals(self, frame, code);
-        if (args == NULL)
+        PyObject *args = NULL, **array = NULL;
+        Py_ssize_t count = 0;
+        if (summarise_locals(self, frame, code, &args, &array, &count) < 0)
             return -1;
+        if (array != NULL)
+            return log_push_args((EventLog *)self->events, PyLong_AsLong(self->k_call), (PyObject *)code, t,
+                                 array, count);
         int rc = record_event(self->events, self->k_call, (PyObject *)code, t, args);
         Py_DECREF(args);
         return rc;

@@ -236,13 +236,23 @@ table_known(CodeTable *table, PyObject *codes, PyObject *code)
  * allocations counted by the garbage collector and a page of fresh memory every 36 events. The C
  * recorders push into it; Python code (the aten layer, the Python callbacks, the worker streams) appends
  * 4-tuples and reads it as a sequence of them, made on demand: len, log[i], log[i:j] (a list), iteration,
- * `del log[:n]` and clear(). An event holds a strong reference to its `what` and its `extra`. */
+ * `del log[:n]` and clear(). An event holds a strong reference to its `what` and its `extra`.
+ *
+ * A call's argument summaries, where a C recorder reads them, are kept as a plain array (`args`, `nargs`
+ * of them) and made into the tuple the event stands for only when read: a tuple is an object the garbage
+ * collector counts, and one a call would set off a collection of the traced program's young objects every
+ * 700 calls (a few ms on three DataLoader epochs). Recording then allocates no object the collector
+ * counts, and the program's collections come when they would untraced. */
 
 typedef struct {
     PyObject *what;
-    PyObject *extra;
+    union {
+        PyObject *extra;   /* nargs < 0 */
+        PyObject **args;   /* nargs >= 0: that many summaries (strong), a PyMem block */
+    };
     long long t;
-    long kind;
+    int kind;
+    int nargs;
 } Event;
 
 typedef struct {
@@ -282,8 +292,71 @@ log_push(EventLog *log, long kind, PyObject *what, long long t, PyObject *extra)
     e->what = Py_NewRef(what);
     e->extra = Py_NewRef(extra);
     e->t = t;
-    e->kind = kind;
+    e->kind = (int)kind;
+    e->nargs = -1;
     return 0;
+}
+
+/* An array for `n` summaries (log_push_args takes it), or NULL with an error set. */
+static PyObject **
+args_new(Py_ssize_t n)
+{
+    PyObject **args = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(PyObject *));
+    if (args == NULL)
+        PyErr_NoMemory();
+    return args;
+}
+
+/* Release the first `filled` summaries of an array, and the array. */
+static void
+args_free(PyObject **args, Py_ssize_t filled)
+{
+    for (Py_ssize_t i = 0; i < filled; i++)
+        Py_DECREF(args[i]);
+    PyMem_Free(args);
+}
+
+/* A call's event with its `n` summaries in `args`: the log owns the array from here, even on failure. */
+static int
+log_push_args(EventLog *log, long kind, PyObject *what, long long t, PyObject **args, Py_ssize_t n)
+{
+    if (n > INT_MAX || (log->n == log->cap && log_grow(log) < 0)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_OverflowError, "too many arguments to keep");
+        args_free(args, n);
+        return -1;
+    }
+    Event *e = &log->items[log->n++];
+    e->what = Py_NewRef(what);
+    e->args = args;
+    e->t = t;
+    e->kind = (int)kind;
+    e->nargs = (int)n;
+    return 0;
+}
+
+/* What an event's extra reads as: itself, or the tuple of its summaries (a new reference either way). */
+static PyObject *
+event_extra(Event *e)
+{
+    if (e->nargs < 0)
+        return Py_NewRef(e->extra);
+    PyObject *out = PyTuple_New(e->nargs);
+    if (out == NULL)
+        return NULL;
+    for (int i = 0; i < e->nargs; i++)
+        PyTuple_SET_ITEM(out, i, Py_NewRef(e->args[i]));
+    return out;
+}
+
+static void
+event_release(Event *e)
+{
+    Py_DECREF(e->what);
+    if (e->nargs < 0)
+        Py_DECREF(e->extra);
+    else
+        args_free(e->args, e->nargs);
 }
 
 /* record_event: the C recorders' one way in; `kind` is one of tracer.record.events' small ints. */
@@ -296,22 +369,24 @@ record_event(PyObject *events, PyObject *kind, PyObject *what, long long t, PyOb
 static PyObject *
 log_event_tuple(Event *e)
 {
-    PyObject *kind = PyLong_FromLong(e->kind), *t = PyLong_FromLongLong(e->t);
-    if (kind == NULL || t == NULL) {
+    PyObject *kind = PyLong_FromLong(e->kind), *t = PyLong_FromLongLong(e->t), *extra = event_extra(e);
+    if (kind == NULL || t == NULL || extra == NULL) {
         Py_XDECREF(kind);
         Py_XDECREF(t);
+        Py_XDECREF(extra);
         return NULL;
     }
     PyObject *event = PyTuple_New(4);
     if (event == NULL) {
         Py_DECREF(kind);
         Py_DECREF(t);
+        Py_DECREF(extra);
         return NULL;
     }
     PyTuple_SET_ITEM(event, 0, kind);
     PyTuple_SET_ITEM(event, 1, Py_NewRef(e->what));
     PyTuple_SET_ITEM(event, 2, t);
-    PyTuple_SET_ITEM(event, 3, Py_NewRef(e->extra));
+    PyTuple_SET_ITEM(event, 3, extra);
     return event;
 }
 
@@ -336,10 +411,8 @@ log_drop_front(EventLog *log, Py_ssize_t n)
         Py_ssize_t count = log->n;
         log->items = NULL;
         log->n = log->cap = 0;
-        for (Py_ssize_t i = 0; i < count; i++) {
-            Py_DECREF(items[i].what);
-            Py_DECREF(items[i].extra);
-        }
+        for (Py_ssize_t i = 0; i < count; i++)
+            event_release(&items[i]);
         PyMem_RawFree(items);
         return;
     }
@@ -349,8 +422,7 @@ log_drop_front(EventLog *log, Py_ssize_t n)
             Event e = log->items[0];
             memmove(log->items, log->items + 1, (size_t)(log->n - 1) * sizeof(Event));
             log->n--;
-            Py_DECREF(e.what);
-            Py_DECREF(e.extra);
+            event_release(&e);
         }
         return;
     }
@@ -358,10 +430,8 @@ log_drop_front(EventLog *log, Py_ssize_t n)
     memcpy(dropped, log->items, (size_t)n * sizeof(Event));
     memmove(log->items, log->items + n, (size_t)(log->n - n) * sizeof(Event));
     log->n -= n;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_DECREF(dropped[i].what);
-        Py_DECREF(dropped[i].extra);
-    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        event_release(&dropped[i]);
     PyMem_RawFree(dropped);
 }
 
@@ -376,8 +446,13 @@ static int
 EventLog_traverse(EventLog *log, visitproc visit, void *arg)
 {
     for (Py_ssize_t i = 0; i < log->n; i++) {
-        Py_VISIT(log->items[i].what);
-        Py_VISIT(log->items[i].extra);
+        Event *e = &log->items[i];
+        Py_VISIT(e->what);
+        if (e->nargs < 0)
+            Py_VISIT(e->extra);
+        else
+            for (int k = 0; k < e->nargs; k++)
+                Py_VISIT(e->args[k]);
     }
     return 0;
 }
@@ -1205,6 +1280,7 @@ build_calls(PyObject *module, PyObject *args)
         long kind;
         long long t;
         PyObject *what, *extra;
+        int pooled = 0;  /* a call whose summaries are an array in the log: made into a tuple where kept */
         if (from_log) {
             if (index >= LOG_SIZE(events))  /* info_of ran Python code that cleared the log */
                 break;
@@ -1212,7 +1288,8 @@ build_calls(PyObject *module, PyObject *args)
             kind = e->kind;
             what = e->what;
             t = e->t;
-            extra = e->extra;
+            pooled = e->nargs >= 0;
+            extra = pooled ? Py_None : e->extra;
         }
         else {
             if (index >= PyList_GET_SIZE(events))
@@ -1253,11 +1330,22 @@ build_calls(PyObject *module, PyObject *args)
                 n_hidden++;
                 continue;
             }
-            PyObject *call_args = extra == Py_None ? b.empty : extra;
-            PyObject *call_names = extra == Py_None ? b.empty : PyTuple_GET_ITEM(info, 5);
-            if (builder_open(&b, what, t, python_text, PyTuple_GET_ITEM(info, 0), PyTuple_GET_ITEM(info, 1),
-                             PyTuple_GET_ITEM(info, 2), PyTuple_GET_ITEM(info, 3), PyTuple_GET_ITEM(info, 4),
-                             call_args, call_names, kind == k_resume) == NULL)
+            PyObject *made = NULL;
+            if (pooled) {  /* the event itself, looked up again: info_of may have run Python code */
+                if (index >= LOG_SIZE(events))
+                    break;
+                if ((made = event_extra(&((EventLog *)events)->items[index])) == NULL)
+                    goto done;
+                PyObject_GC_UnTrack(made);  /* strings and None only: in no cycle */
+            }
+            PyObject *call_args = made ? made : extra == Py_None ? b.empty : extra;
+            PyObject *call_names = made || extra != Py_None ? PyTuple_GET_ITEM(info, 5) : b.empty;
+            PyObject *opened = builder_open(&b, what, t, python_text, PyTuple_GET_ITEM(info, 0),
+                                            PyTuple_GET_ITEM(info, 1), PyTuple_GET_ITEM(info, 2),
+                                            PyTuple_GET_ITEM(info, 3), PyTuple_GET_ITEM(info, 4), call_args,
+                                            call_names, kind == k_resume);
+            Py_XDECREF(made);
+            if (opened == NULL)
                 goto done;
         }
         else if (kind == k_return || kind == k_c_return) {
