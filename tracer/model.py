@@ -326,6 +326,11 @@ def trace(layers=("python",), include=("torch", "torchvision"), depth=None, args
     return Trace(recording)
 
 
+# Below this many events the tree is a few thousand objects: a young collection walks them in well under a
+# millisecond, less than the collection of generation 1 that moving them costs.
+_PROMOTE_EVENTS = 10_000
+
+
 def build(rec: Recording, exc_type=None):
     """The call tree from a finished recording: one pass over the events with a stack."""
     collecting = gc.isenabled()
@@ -338,7 +343,7 @@ def build(rec: Recording, exc_type=None):
     # gc.freeze() and gc.unfreeze() splice lists, and every other object is there already. Where objects
     # are frozen (by the program, or by Python 3.12 itself at start), unfreezing would thaw them: the tree
     # is left young there.
-    promote = collecting and gc.get_freeze_count() == 0
+    promote = collecting and len(rec.events) >= _PROMOTE_EVENTS and gc.get_freeze_count() == 0
     if promote:
         gc.collect(1)
     gc.disable()
