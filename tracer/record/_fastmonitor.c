@@ -4,9 +4,9 @@
  * resume, return, yield, unwind and throw of the traced block (and, for the builtin layer, every call
  * made by kept code); the Python frame each such call runs costs more than a whole C tracer. A
  * Monitor does the same work in C and appends exactly the same events (kind, what, time_ns, extra)
- * to the same EventLog (_recording.h), where the Python callbacks append them as 4-tuples. Its bound methods are the callbacks to register with
- * sys.monitoring.register_callback; `monitor.callbacks()` gives them keyed by event name, as
- * `_make_callbacks` does:
+ * to the same EventLog (_recording.h), where the Python callbacks append them as 4-tuples. Its bound
+ * methods are the callbacks to register with sys.monitoring.register_callback; `monitor.callbacks()`
+ * gives them keyed by event name, as `_make_callbacks` does:
  *
  *   PY_START   (CALL, code, t, summaries or None)      a function starts
  *              (TRUNCATED, code, t, None), then truncate()   at the cap
