@@ -78,7 +78,8 @@ typedef struct {
     PyObject *truncate;     /* called once the cap is reached */
     PyObject *disable;      /* sys.monitoring.DISABLE */
     PyObject *c_types;      /* a tuple of the C function types the builtin layer keeps */
-    PyObject *k_call, *k_return, *k_c_call, *k_c_return, *k_truncated, *k_resume, *raised;
+    long k_call, k_return, k_c_call, k_c_return, k_truncated, k_resume;  /* event kinds */
+    PyObject *raised;
     unsigned long thread;   /* the recording thread's ident */
     int want_c;             /* the builtin layer: record C calls */
     int want_args;          /* summarise the arguments of each call */
@@ -231,7 +232,7 @@ on_open(Monitor *self, PyObject *code, int resumed)
     Py_ssize_t count = 0;
     if (summarise_frame(self, code, &args, &count) < 0)
         return -1;
-    return log_push_args((EventLog *)self->events, PyLong_AsLong(self->k_call), code, t, args, count);
+    return log_push_args((EventLog *)self->events, self->k_call, code, t, args, count);
 }
 
 /* PY_RETURN and PY_YIELD. */
@@ -286,10 +287,9 @@ c_function_key(Monitor *self, PyObject *func, PyObject *arg0)
     if (Py_IS_TYPE(func, &PyMethodDescr_Type) && arg0 != missing) {
         PyMethodDescrObject *descr = (PyMethodDescrObject *)func;
         if (PyObject_TypeCheck(arg0, descr->d_common.d_type)) {  /* it binds: the answer may be known */
-            BuiltinSlot *slot = self->builtins.slots == NULL ? NULL :
-                builtin_slot(&self->builtins, descr->d_method, builtin_owner(arg0));
-            if (slot != NULL && slot->ml == descr->d_method && slot->owner == builtin_owner(arg0))
-                return Py_NewRef(slot->key);
+            PyObject *known = builtin_key_known(&self->builtins, descr->d_method, arg0);
+            if (known != NULL)
+                return Py_NewRef(known);
         }
         PyObject *bound = Py_TYPE(func)->tp_descr_get(func, arg0, (PyObject *)Py_TYPE(arg0));
         if (bound != NULL) {
@@ -517,14 +517,15 @@ Monitor_init(Monitor *self, PyObject *args, PyObject *kwds)
         }
     }
 
-    PyObject **kinds[] = {&self->k_call, &self->k_return, &self->k_c_call, &self->k_c_return,
-                          &self->k_truncated, &self->k_resume, &self->raised};
-    const char *names[] = {"CALL", "RETURN", "C_CALL", "C_RETURN", "TRUNCATED", "RESUME", "RAISED"};
-    for (int i = 0; i < 7; i++) {
-        Py_CLEAR(*kinds[i]);  /* from an earlier __init__ that failed after this point */
-        if ((*kinds[i] = lookup_constant(constants, names[i])) == NULL)
+    long *kinds[] = {&self->k_call, &self->k_return, &self->k_c_call, &self->k_c_return, &self->k_truncated,
+                     &self->k_resume};
+    const char *kind_names[] = {"CALL", "RETURN", "C_CALL", "C_RETURN", "TRUNCATED", "RESUME"};
+    for (int i = 0; i < 6; i++)
+        if ((*kinds[i] = constant_long(constants, kind_names[i])) == -1 && PyErr_Occurred())
             return -1;
-    }
+    Py_CLEAR(self->raised);  /* from an earlier __init__ that failed after this point */
+    if ((self->raised = lookup_constant(constants, "RAISED")) == NULL)
+        return -1;
 
     if (table_init(&self->table) < 0)
         return -1;
@@ -586,12 +587,6 @@ Monitor_dealloc(Monitor *self)
 {
     PyObject_GC_UnTrack(self);
     Monitor_clear(self);
-    Py_CLEAR(self->k_call);
-    Py_CLEAR(self->k_return);
-    Py_CLEAR(self->k_c_call);
-    Py_CLEAR(self->k_c_return);
-    Py_CLEAR(self->k_truncated);
-    Py_CLEAR(self->k_resume);
     Py_CLEAR(self->raised);
     table_free(&self->table);
     Py_TYPE(self)->tp_free((PyObject *)self);

@@ -66,7 +66,7 @@ typedef struct {
     PyObject *s_arg_names;  /* cached_argument_names(code) -> tuple */
     PyObject *truncate;     /* called once the cap is reached */
     PyObject *chain;        /* a profile function to feed after this one, or NULL */
-    PyObject *k_call, *k_return, *k_c_call, *k_c_return, *k_truncated, *k_resume;  /* event kinds */
+    long k_call, k_return, k_c_call, k_c_return, k_truncated, k_resume;           /* event kinds */
     PyObject *raised, *raised_here;                                               /* return errors */
     int want_c;             /* the builtin layer: record C calls */
     int want_args;          /* summarise the arguments of each call */
@@ -178,6 +178,19 @@ frame_argument(struct _PyInterpreterFrame *f, PyCodeObject *code, Py_ssize_t i)
 
 static PyObject *summarise_locals_tuple(Profiler *self, PyFrameObject *frame, PyCodeObject *code, PyObject *names);
 
+/* frame.f_locals: a new reference, or NULL with an error set. */
+static PyObject *
+frame_locals(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyFrame_GetLocals(frame);
+#else
+    if (PyFrame_FastToLocalsWithError(frame) < 0)
+        return NULL;
+    return Py_XNewRef(frame->f_locals);
+#endif
+}
+
 /* summarise_frame(code, frame.f_locals) done here: the summaries in the order of the argument names,
  * None for an unbound one. On 3.11, read from the frame's fast locals into an array (*array, *count: see
  * log_push_args), else a tuple (*tuple). No locals are built for a function without parameters, nor on
@@ -229,12 +242,7 @@ summarise_locals_tuple(Profiler *self, PyFrameObject *frame, PyCodeObject *code,
 {
     Py_ssize_t n = PyTuple_GET_SIZE(names);
     Py_INCREF(names);
-#if PY_VERSION_HEX >= 0x030B0000
-    PyObject *locals = PyFrame_GetLocals(frame);  /* frame.f_locals */
-#else
-    PyObject *locals = PyFrame_FastToLocalsWithError(frame) < 0 ? NULL : frame->f_locals;
-    Py_XINCREF(locals);
-#endif
+    PyObject *locals = frame_locals(frame);
     PyObject *out = NULL;
     if (locals == NULL)
         goto done;
@@ -307,18 +315,12 @@ on_call(Profiler *self, PyFrameObject *frame, PyCodeObject *code)
         if (summarise_locals(self, frame, code, &args, &array, &count) < 0)
             return -1;
         if (array != NULL)
-            return log_push_args((EventLog *)self->events, PyLong_AsLong(self->k_call), (PyObject *)code, t,
-                                 array, count);
+            return log_push_args((EventLog *)self->events, self->k_call, (PyObject *)code, t, array, count);
         int rc = record_event(self->events, self->k_call, (PyObject *)code, t, args);
         Py_DECREF(args);
         return rc;
     }
-#if PY_VERSION_HEX >= 0x030B0000
-    PyObject *locals = PyFrame_GetLocals(frame);  /* frame.f_locals */
-#else
-    PyObject *locals = PyFrame_FastToLocalsWithError(frame) < 0 ? NULL : frame->f_locals;
-    Py_XINCREF(locals);
-#endif
+    PyObject *locals = frame_locals(frame);
     if (locals == NULL)
         return -1;
     PyObject *args = PyObject_CallFunctionObjArgs(self->summarise, (PyObject *)code, locals, NULL);
@@ -492,12 +494,17 @@ Profiler_init(Profiler *self, PyObject *args, PyObject *kwds)
     if (PyErr_Occurred())
         return -1;
 
-    PyObject **kinds[] = {&self->k_call, &self->k_return, &self->k_c_call, &self->k_c_return,
-                          &self->k_truncated, &self->k_resume, &self->raised, &self->raised_here};
-    const char *names[] = {"CALL", "RETURN", "C_CALL", "C_RETURN", "TRUNCATED", "RESUME", "RAISED", "RAISED_HERE"};
-    for (int i = 0; i < 8; i++) {
-        Py_CLEAR(*kinds[i]);  /* from an earlier __init__ that failed after this point */
-        if ((*kinds[i] = lookup_constant(constants, names[i])) == NULL)
+    long *kinds[] = {&self->k_call, &self->k_return, &self->k_c_call, &self->k_c_return, &self->k_truncated,
+                     &self->k_resume};
+    const char *kind_names[] = {"CALL", "RETURN", "C_CALL", "C_RETURN", "TRUNCATED", "RESUME"};
+    for (int i = 0; i < 6; i++)
+        if ((*kinds[i] = constant_long(constants, kind_names[i])) == -1 && PyErr_Occurred())
+            return -1;
+    PyObject **errors[] = {&self->raised, &self->raised_here};
+    const char *error_names[] = {"RAISED", "RAISED_HERE"};
+    for (int i = 0; i < 2; i++) {
+        Py_CLEAR(*errors[i]);  /* from an earlier __init__ that failed after this point */
+        if ((*errors[i] = lookup_constant(constants, error_names[i])) == NULL)
             return -1;
     }
 
@@ -581,12 +588,6 @@ Profiler_dealloc(Profiler *self)
 {
     PyObject_GC_UnTrack(self);
     Profiler_clear(self);
-    Py_CLEAR(self->k_call);
-    Py_CLEAR(self->k_return);
-    Py_CLEAR(self->k_c_call);
-    Py_CLEAR(self->k_c_return);
-    Py_CLEAR(self->k_truncated);
-    Py_CLEAR(self->k_resume);
     Py_CLEAR(self->raised);
     Py_CLEAR(self->raised_here);
     table_free(&self->table);
