@@ -517,12 +517,10 @@ Monitor_init(Monitor *self, PyObject *args, PyObject *kwds)
         }
     }
 
-    long *kinds[] = {&self->k_call, &self->k_return, &self->k_c_call, &self->k_c_return, &self->k_truncated,
-                     &self->k_resume};
-    const char *kind_names[] = {"CALL", "RETURN", "C_CALL", "C_RETURN", "TRUNCATED", "RESUME"};
-    for (int i = 0; i < 6; i++)
-        if ((*kinds[i] = constant_long(constants, kind_names[i])) == -1 && PyErr_Occurred())
-            return -1;
+    long *kinds[6] = {&self->k_call, &self->k_return, &self->k_c_call, &self->k_c_return, &self->k_truncated,
+                      &self->k_resume};
+    if (event_kinds(constants, kinds) < 0)
+        return -1;
     Py_CLEAR(self->raised);  /* from an earlier __init__ that failed after this point */
     if ((self->raised = lookup_constant(constants, "RAISED")) == NULL)
         return -1;

@@ -494,12 +494,10 @@ Profiler_init(Profiler *self, PyObject *args, PyObject *kwds)
     if (PyErr_Occurred())
         return -1;
 
-    long *kinds[] = {&self->k_call, &self->k_return, &self->k_c_call, &self->k_c_return, &self->k_truncated,
-                     &self->k_resume};
-    const char *kind_names[] = {"CALL", "RETURN", "C_CALL", "C_RETURN", "TRUNCATED", "RESUME"};
-    for (int i = 0; i < 6; i++)
-        if ((*kinds[i] = constant_long(constants, kind_names[i])) == -1 && PyErr_Occurred())
-            return -1;
+    long *kinds[6] = {&self->k_call, &self->k_return, &self->k_c_call, &self->k_c_return, &self->k_truncated,
+                      &self->k_resume};
+    if (event_kinds(constants, kinds) < 0)
+        return -1;
     PyObject **errors[] = {&self->raised, &self->raised_here};
     const char *error_names[] = {"RAISED", "RAISED_HERE"};
     for (int i = 0; i < 2; i++) {

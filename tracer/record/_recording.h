@@ -1195,6 +1195,18 @@ constant_long(PyObject *constants, const char *name)
     return v;
 }
 
+/* The six event kinds a C recorder stamps (CALL, RETURN, C_CALL, C_RETURN, TRUNCATED, RESUME), read from
+ * tracer.record.events' namespace into `kinds`: 0, or -1 with an error set. */
+static int
+event_kinds(PyObject *constants, long *kinds[6])
+{
+    static const char *names[6] = {"CALL", "RETURN", "C_CALL", "C_RETURN", "TRUNCATED", "RESUME"};
+    for (int i = 0; i < 6; i++)
+        if ((*kinds[i] = constant_long(constants, names[i])) == -1 && PyErr_Occurred())
+            return -1;
+    return 0;
+}
+
 static PyObject *
 build_calls(PyObject *module, PyObject *args)
 {
