@@ -1,6 +1,7 @@
 """The torch-free core: recording, the tree, queries, exports. Runs on Python 3.10 to 3.13."""
 
 import json
+import os
 import re
 import subprocess
 import gc
@@ -740,3 +741,49 @@ def test_objects_the_program_froze_stay_frozen(sample):
         assert len(t) > 1 and gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_a_call_without_children_gets_its_list_when_first_read(sample, backend):
+    """The build makes no list for a call without children (CallBase, in C): reading `children` makes it,
+    the call keeps it, and it takes appends as any call's list does."""
+    with tracer.trace(include=("sample",), backend=backend) as t:
+        sample.outer(2)
+    leaf = next(c for c in t.root.walk() if c.name == "helper")
+    kids = leaf.children
+    assert type(kids) is list and kids == [] and leaf.children is kids
+    added = tracer.model.Call("added", parent=leaf)
+    kids.append(added)
+    assert leaf.children == [added] and added.depth == leaf.depth + 1
+    for call in t.root.walk():
+        assert type(call.start_ns) is int and type(call.duration_ns) is int and call.duration_ns >= 0
+        assert all(child.parent is call and child.depth == call.depth + 1 for child in call.children)
+        assert all(call.start_ns <= child.start_ns and child.start_ns + child.duration_ns <= call.start_ns
+                   + call.duration_ns for child in call.children if child is not added)
+
+
+_TREE_SHAPE = """
+import json, sys
+{block}
+import sample, tracer
+with tracer.trace(include=("sample",)) as t:
+    sample.outer(2); sample.catches(); list(sample.gen(2)); sample.echo(1, k="v")
+print(json.dumps([[c.depth, c.name, c.kind, c.args, c.error, c.resumed, len(c.children), c.start_ns <= c.parent.start_ns
+                   + c.parent.duration_ns] for c in t.root.walk() if c.parent is not None]))
+print(type(t.root).__mro__[1].__name__)
+"""
+
+
+def test_the_tree_is_the_same_where_the_c_module_is_not_built(sample):
+    """Without the C module (no compiler at install), Call's fields are plain slots and the tree is built
+    in Python: the same tree."""
+    block = "sys.modules['tracer.record._fastprofile'] = sys.modules['tracer.record._fastmonitor'] = None"
+    trees, bases = [], []
+    for code in (_TREE_SHAPE.format(block=""), _TREE_SHAPE.format(block=block)):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, check=True).stdout
+        tree, base = out.splitlines()
+        trees.append(json.loads(tree))
+        bases.append(base)
+    assert trees[0] == trees[1] and len(trees[0]) > 10
+    assert bases[1] == "_PythonCallBase"
+    assert bases[0] == ("CallBase" if tracer.model.USE_C_BUILD else "_PythonCallBase")

@@ -28,15 +28,27 @@ except ImportError:
 # Whether build() runs its loop in C (tests switch it to run both); TRACER_PURE_PYTHON=1 chooses Python.
 USE_C_BUILD = getattr(_fast, "build_calls", None) is not None and not os.environ.get("TRACER_PURE_PYTHON")
 
-class Call:
+
+class _PythonCallBase:
+    """CallBase where the C module is not built: the same four fields, as plain slots."""
+    __slots__ = ("start_ns", "duration_ns", "depth", "children")
+
+
+# start_ns, duration_ns, depth and children. In C (CallBase in _recording.h) the three numbers are C
+# integers and a call without children gets its list when `children` is first read: the build makes one
+# object per call, not four.
+CallBase = getattr(_fast, "CallBase", None) or _PythonCallBase
+
+
+class Call(CallBase):
     """One call that ran: a Python function, a C function of the traced package, or an ATen operator."""
 
     # `args` is a property over two slots: a python call keeps its summaries and parameter names as the
     # recording made them (two tuples), and becomes the {name: summary} dict the first time it is read.
     # build() makes each call without __init__: a slot added here must be set there as well (build_calls
     # in _recording.h, the same loop in C, sets a slot it does not know to None).
-    __slots__ = ("name", "module", "relpath", "line", "kind", "_args", "_arg_names", "error", "start_ns",
-                 "duration_ns", "children", "parent", "depth", "file", "open", "resumed", "pinned_url", "batch")
+    __slots__ = ("name", "module", "relpath", "line", "kind", "_args", "_arg_names", "error", "parent", "file",
+                 "open", "resumed", "pinned_url", "batch")
 
     def __init__(self, name, module=None, relpath=None, line=None, kind="python", args=None, error=None,
                  start_ns=0, duration_ns=0, file=None, parent=None, batch=None):
@@ -409,7 +421,7 @@ def _build_events(events, root, info_of, depth_limit):
     hidden = 0  # calls below the depth limit
     truncated = False
     unwound: dict = {}  # id(call) -> (event index, error) for calls that raised
-    new = object.__new__
+    new = Call.__new__  # CallBase.__new__ where that is C: object.__new__ refuses a subclass of a C type
     hidden_marker, dropped = _HIDDEN, _DROPPED
     call_kind, resume_kind, return_kind, c_call_kind, c_return_kind = CALL, RESUME, RETURN, C_CALL, C_RETURN
     raised, raised_here = RAISED, RAISED_HERE

@@ -7,6 +7,8 @@
  *   now_ns        the clock of time.perf_counter_ns, so that times compare with the Recording's
  *                 start and stop stamps: read from the TSC where that is the kernel's clock too.
  *   EventLog      the events, (kind, what, t, extra) each, as C structs; record_event pushes one.
+ *   CallBase      model.Call's base: start_ns, duration_ns and depth as C integers, and children, a list
+ *                 made when first read where the build left none (a call without children).
  *   ExitGuard     Trace.__exit__, which takes the hooks off even when an interrupt cuts it short;
  *   EnterGuard    Trace.__enter__, which leaves none on if an interrupt lands after they went on.
  */
@@ -956,18 +958,105 @@ lookup_constant(PyObject *constants, const char *name)
     return value;
 }
 
+/* -- CallBase: the fields of a Call kept in C ------------------------------------------------------ */
+
+/* model.Call derives from it. The build makes a call's start, duration and depth no objects, and a call
+ * that has no children no list: the list is made when `children` is first read, and that call keeps it,
+ * so `call.children.append(c)` works on any call. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *children;  /* NULL until a child is added or the list is read */
+    long long start_ns, duration_ns;
+    Py_ssize_t depth;
+} CallBase;
+
+static PyObject *
+CallBase_get_children(CallBase *self, void *closure)
+{
+    if (self->children == NULL && (self->children = PyList_New(0)) == NULL)
+        return NULL;
+    return Py_NewRef(self->children);
+}
+
+static int
+CallBase_set_children(CallBase *self, PyObject *value, void *closure)
+{
+    Py_XSETREF(self->children, Py_XNewRef(value));  /* deleting leaves a new empty list for the next read */
+    return 0;
+}
+
+/* The children list of a call, made where it has none yet: borrowed, or NULL with an error set. */
+static PyObject *
+call_children(PyObject *call)
+{
+    CallBase *c = (CallBase *)call;
+    if (c->children == NULL && (c->children = PyList_New(0)) == NULL)
+        return NULL;
+    return c->children;
+}
+
+static int
+CallBase_traverse(CallBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->children);
+    return 0;
+}
+
+static int
+CallBase_clear(CallBase *self)
+{
+    Py_CLEAR(self->children);
+    return 0;
+}
+
+static void
+CallBase_dealloc(CallBase *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->children);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef CallBase_members[] = {
+    {"start_ns", T_LONGLONG, offsetof(CallBase, start_ns), 0, "when the call started, in ns of time.perf_counter_ns"},
+    {"duration_ns", T_LONGLONG, offsetof(CallBase, duration_ns), 0, "how long it ran, in ns"},
+    {"depth", T_PYSSIZET, offsetof(CallBase, depth), 0, "0 for the root, its parent's depth + 1 below it"},
+    {NULL},
+};
+
+static PyGetSetDef CallBase_getset[] = {
+    {"children", (getter)CallBase_get_children, (setter)CallBase_set_children,
+     "the calls it made, in order (a list)", NULL},
+    {NULL},
+};
+
+static PyTypeObject CallBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer.model.CallBase",
+    .tp_basicsize = sizeof(CallBase),
+    .tp_dealloc = (destructor)CallBase_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The fields of a Call kept in C: start_ns, duration_ns and depth (integers), and children "
+              "(a list, made when first read where the call has none yet).",
+    .tp_traverse = (traverseproc)CallBase_traverse,
+    .tp_clear = (inquiry)CallBase_clear,
+    .tp_members = CallBase_members,
+    .tp_getset = CallBase_getset,
+    .tp_new = PyType_GenericNew,
+};
+
 /* -- building the call tree ------------------------------------------------------------------------- */
 
 /* build_calls(): model._build_events' loop over the events, which it must match call for call. A slot
  * added to Call is set to None here; one that needs another value must be set here too. Calls are made as object.__new__(Call)
  * makes them and their slots written through the slot descriptors' offsets. */
 
-enum { N_SLOTS = 17 };
+enum { N_SLOTS = 13 };
 static const char *slot_names[N_SLOTS] = {
-    "name", "module", "relpath", "line", "kind", "_args", "_arg_names", "error", "start_ns",
-    "duration_ns", "children", "parent", "depth", "file", "open", "resumed", "pinned_url"};
-enum { S_NAME, S_MODULE, S_RELPATH, S_LINE, S_KIND, S_ARGS, S_ARG_NAMES, S_ERROR, S_START, S_DURATION,
-       S_CHILDREN, S_PARENT, S_DEPTH, S_FILE, S_OPEN, S_RESUMED, S_PINNED };
+    "name", "module", "relpath", "line", "kind", "_args", "_arg_names", "error", "parent", "file", "open",
+    "resumed", "pinned_url"};
+enum { S_NAME, S_MODULE, S_RELPATH, S_LINE, S_KIND, S_ARGS, S_ARG_NAMES, S_ERROR, S_PARENT, S_FILE, S_OPEN,
+       S_RESUMED, S_PINNED };
 
 enum { MAX_OTHER_SLOTS = 16 };
 
@@ -978,11 +1067,9 @@ typedef struct {
     int n_other;
     PyObject **stack;   /* open calls or markers, strong references */
     PyObject **keys;    /* what each opened with, strong references (None for the root) */
-    long *depths;       /* each open call's depth */
-    long long *starts;  /* each open call's start, as the events gave it */
-    long long next_start; /* the start of the call builder_open makes next */
+    Py_ssize_t *depths; /* each open call's depth */
     Py_ssize_t n, cap;
-    PyObject *hidden, *dropped, *raised, *raised_here, *unwound, *empty, *zero;
+    PyObject *hidden, *dropped, *raised, *raised_here, *unwound, *empty;
 } Builder;
 
 #define SLOT(b, obj, i) (*(PyObject **)((char *)(obj) + (b)->off[i]))
@@ -997,7 +1084,7 @@ set_slot(Builder *b, PyObject *obj, int i, PyObject *value)
 }
 
 static int
-builder_push(Builder *b, PyObject *entry, PyObject *key, long depth)
+builder_push(Builder *b, PyObject *entry, PyObject *key, Py_ssize_t depth)
 {
     if (b->n == b->cap) {
         Py_ssize_t cap = b->cap * 2;
@@ -1009,20 +1096,15 @@ builder_push(Builder *b, PyObject *entry, PyObject *key, long depth)
         if (keys == NULL)
             return PyErr_NoMemory(), -1;
         b->keys = keys;
-        long *depths = PyMem_Realloc(b->depths, cap * sizeof(long));
+        Py_ssize_t *depths = PyMem_Realloc(b->depths, cap * sizeof(Py_ssize_t));
         if (depths == NULL)
             return PyErr_NoMemory(), -1;
         b->depths = depths;
-        long long *starts = PyMem_Realloc(b->starts, cap * sizeof(long long));
-        if (starts == NULL)
-            return PyErr_NoMemory(), -1;
-        b->starts = starts;
         b->cap = cap;
     }
     b->stack[b->n] = Py_NewRef(entry);
     b->keys[b->n] = Py_NewRef(key);
     b->depths[b->n] = depth;
-    b->starts[b->n] = b->next_start;
     b->n++;
     return 0;
 }
@@ -1057,18 +1139,20 @@ builder_open(Builder *b, PyObject *key, long long t, PyObject *kind_text, PyObje
              PyObject *relpath, PyObject *line, PyObject *file, PyObject *args, PyObject *arg_names, int resumed)
 {
     PyObject *parent = b->stack[b->n - 1];
-    long depth = b->depths[b->n - 1] + 1;
-    PyObject *call = b->type->tp_alloc(b->type, 0);
-    if (call == NULL)
+    Py_ssize_t depth = b->depths[b->n - 1] + 1;
+    PyObject *siblings = call_children(parent);
+    if (siblings == NULL)
         return NULL;
-    PyObject *children = PyList_New(0), *depth_obj = PyLong_FromLong(depth), *start = PyLong_FromLongLong(t);
-    if (children == NULL || depth_obj == NULL || start == NULL) {
-        Py_XDECREF(children);
-        Py_XDECREF(depth_obj);
-        Py_XDECREF(start);
-        Py_DECREF(call);
+    if (!PyList_Check(siblings)) {
+        PyErr_SetString(PyExc_TypeError, "build_calls: an open call's children are not a list");
         return NULL;
     }
+    PyObject *call = b->type->tp_alloc(b->type, 0);  /* zeroed: no children yet, duration 0 */
+    if (call == NULL)
+        return NULL;
+    CallBase *fields = (CallBase *)call;
+    fields->start_ns = t;
+    fields->depth = depth;
     set_slot(b, call, S_NAME, name);
     set_slot(b, call, S_MODULE, module);
     set_slot(b, call, S_RELPATH, relpath);
@@ -1078,11 +1162,7 @@ builder_open(Builder *b, PyObject *key, long long t, PyObject *kind_text, PyObje
     set_slot(b, call, S_ARGS, args);
     set_slot(b, call, S_ARG_NAMES, arg_names);
     set_slot(b, call, S_ERROR, Py_None);
-    set_slot(b, call, S_START, start);
-    set_slot(b, call, S_DURATION, b->zero);
-    set_slot(b, call, S_CHILDREN, children);
     set_slot(b, call, S_PARENT, parent);
-    set_slot(b, call, S_DEPTH, depth_obj);
     set_slot(b, call, S_OPEN, Py_False);
     set_slot(b, call, S_RESUMED, resumed ? Py_True : Py_False);
     set_slot(b, call, S_PINNED, Py_None);
@@ -1090,16 +1170,6 @@ builder_open(Builder *b, PyObject *key, long long t, PyObject *kind_text, PyObje
         PyObject **p = (PyObject **)((char *)call + b->other[i]);
         Py_XSETREF(*p, Py_NewRef(Py_None));
     }
-    Py_DECREF(children);
-    Py_DECREF(depth_obj);
-    Py_DECREF(start);
-    PyObject *siblings = SLOT(b, parent, S_CHILDREN);
-    if (siblings == NULL || !PyList_Check(siblings)) {
-        PyErr_SetString(PyExc_TypeError, "build_calls: an open call has no children list");
-        Py_DECREF(call);
-        return NULL;
-    }
-    b->next_start = t;
     if (PyList_Append(siblings, call) < 0 || builder_push(b, call, key, depth) < 0) {
         Py_DECREF(call);
         return NULL;
@@ -1108,15 +1178,11 @@ builder_open(Builder *b, PyObject *key, long long t, PyObject *kind_text, PyObje
     return call;  /* borrowed: the stack holds it */
 }
 
-static int
-builder_finish(Builder *b, PyObject *call, long long start, long long t)
+static void
+builder_finish(PyObject *call, long long t)
 {
-    PyObject *duration = PyLong_FromLongLong(t - start);
-    if (duration == NULL)
-        return -1;
-    set_slot(b, call, S_DURATION, duration);
-    Py_DECREF(duration);
-    return 0;
+    CallBase *fields = (CallBase *)call;
+    fields->duration_ns = t - fields->start_ns;
 }
 
 /* The call raised: remember (index, error) for naming an escaped exception, and set its error. */
@@ -1143,13 +1209,12 @@ is_call(Builder *b, PyObject *entry)
     return entry != b->hidden && entry != b->dropped;
 }
 
-static long long
+static void
 builder_pop(Builder *b, PyObject **entry, PyObject **key)
 {
     b->n--;
     *entry = b->stack[b->n];  /* the references pass to the caller */
     *key = b->keys[b->n];
-    return b->starts[b->n];
 }
 
 /* A return whose call is not the innermost open one (model._close). */
@@ -1163,11 +1228,11 @@ builder_close(Builder *b, PyObject *key, long long t, PyObject *error, Py_ssize_
         return 0;
     while (b->n > 1) {
         PyObject *entry, *open_key;
-        long long start = builder_pop(b, &entry, &open_key);
+        builder_pop(b, &entry, &open_key);
         int rc = 0, done = open_key == key;
         if (is_call(b, entry)) {
-            rc = builder_finish(b, entry, start, t);
-            if (rc == 0 && done && error != Py_None) {
+            builder_finish(entry, t);
+            if (done && error != Py_None) {
                 int truth = PyObject_IsTrue(error);
                 rc = truth < 0 ? -1 : truth ? builder_raised(b, entry, error, index) : 0;
             }
@@ -1235,6 +1300,8 @@ build_calls(PyObject *module, PyObject *args)
         if (!ok)
             return PyErr_Format(PyExc_TypeError, "build_calls: Call.%s is not a slot", slot_names[i]);
     }
+    if (!PyType_IsSubtype(b.type, &CallBase_Type))
+        return PyErr_Format(PyExc_TypeError, "build_calls: Call must derive from CallBase");
     if (!PyObject_TypeCheck(root, b.type))
         return PyErr_Format(PyExc_TypeError, "build_calls: the root must be a Call");
     /* A slot of Call that this loop does not know gets None, so that no call is left without it. */
@@ -1278,19 +1345,17 @@ build_calls(PyObject *module, PyObject *args)
     b.dropped = dropped;
     b.unwound = PyDict_New();
     b.empty = PyTuple_New(0);
-    b.zero = PyLong_FromLong(0);
     b.cap = 64;
     b.stack = PyMem_Malloc(b.cap * sizeof(PyObject *));
     b.keys = PyMem_Malloc(b.cap * sizeof(PyObject *));
-    b.depths = PyMem_Malloc(b.cap * sizeof(long));
-    b.starts = PyMem_Malloc(b.cap * sizeof(long long));
+    b.depths = PyMem_Malloc(b.cap * sizeof(Py_ssize_t));
     CodeTable infos = {0}, aten_infos = {0};
     PyObject *out = NULL;
     Py_ssize_t n_hidden = 0, in_aten = 0;  /* in_aten: inside an operator, the dispatcher's Python is skipped */
     int truncated = 0;
-    if (b.raised == NULL || b.raised_here == NULL || b.unwound == NULL || b.empty == NULL || b.zero == NULL)
+    if (b.raised == NULL || b.raised_here == NULL || b.unwound == NULL || b.empty == NULL)
         goto done;
-    if (b.stack == NULL || b.keys == NULL || b.depths == NULL || b.starts == NULL) {
+    if (b.stack == NULL || b.keys == NULL || b.depths == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -1332,7 +1397,7 @@ build_calls(PyObject *module, PyObject *args)
             extra = PyTuple_GET_ITEM(event, 3);
         }
         PyObject *parent = b.stack[b.n - 1];
-        long parent_depth = b.depths[b.n - 1];
+        Py_ssize_t parent_depth = b.depths[b.n - 1];
         if (in_aten && kind != k_aten_call && kind != k_aten_return && kind != k_truncated)
             continue;
         if (kind == k_call || kind == k_resume) {
@@ -1374,11 +1439,11 @@ build_calls(PyObject *module, PyObject *args)
         else if (kind == k_return || kind == k_c_return) {
             if (b.keys[b.n - 1] == what && what != Py_None) {
                 PyObject *entry, *key;
-                long long start = builder_pop(&b, &entry, &key);
+                builder_pop(&b, &entry, &key);
                 int rc = 0;
                 if (is_call(&b, entry)) {
-                    rc = builder_finish(&b, entry, start, t);
-                    if (rc == 0 && extra != Py_None) {
+                    builder_finish(entry, t);
+                    if (extra != Py_None) {
                         int truth = PyObject_IsTrue(extra);
                         rc = truth < 0 ? -1 : truth ? builder_raised(&b, entry, extra, index) : 0;
                     }
@@ -1483,7 +1548,6 @@ done:
     PyMem_Free(b.stack);
     PyMem_Free(b.keys);
     PyMem_Free(b.depths);
-    PyMem_Free(b.starts);
     if (infos.slots != NULL)
         table_free(&infos);
     if (aten_infos.slots != NULL)
@@ -1492,7 +1556,6 @@ done:
     Py_XDECREF(b.raised_here);
     Py_XDECREF(b.unwound);
     Py_XDECREF(b.empty);
-    Py_XDECREF(b.zero);
     return out;
 }
 
@@ -1633,13 +1696,13 @@ static PyTypeObject EnterGuard_Type = {
     .tp_new = Guard_new,
 };
 
-/* Add ExitGuard, EnterGuard and EventLog to a module: 0, or -1 with an error set. */
+/* Add ExitGuard, EnterGuard, EventLog and CallBase to a module: 0, or -1 with an error set. */
 static int
 add_exit_guard(PyObject *module)
 {
-    PyTypeObject *types[] = {&ExitGuard_Type, &EnterGuard_Type, &EventLog_Type};
-    const char *names[] = {"ExitGuard", "EnterGuard", "EventLog"};
-    for (int i = 0; i < 3; i++) {
+    PyTypeObject *types[] = {&ExitGuard_Type, &EnterGuard_Type, &EventLog_Type, &CallBase_Type};
+    const char *names[] = {"ExitGuard", "EnterGuard", "EventLog", "CallBase"};
+    for (int i = 0; i < 4; i++) {
         if (PyType_Ready(types[i]) < 0)
             return -1;
         Py_INCREF(types[i]);
