@@ -722,7 +722,9 @@ def test_the_tree_joins_the_oldest_generation_without_a_young_collection(sample)
         for _ in range(1_500):
             sample.outer(3)
     assert t.meta["events"] >= tracer.model._PROMOTE_EVENTS and gc.get_freeze_count() == frozen
-    if frozen == 0:  # else something is frozen (Python 3.12 freezes objects of its own at start): left as it is
+    # Python 3.12 keeps immortal objects in the frozen generation: promote_young (3.12/3.13) leaves it be;
+    # on 3.10/3.11 the tree is left young where anything is frozen
+    if frozen == 0 or tracer.model._promote_young is not None:
         assert gc.get_count()[0] < 700  # nothing the build made waits in the young generation
         oldest = {id(o) for o in gc.get_objects(generation=2)}
         assert all(id(c) in oldest for c in t.root.walk())
@@ -737,8 +739,12 @@ def test_objects_the_program_froze_stay_frozen(sample):
     try:
         frozen = gc.get_freeze_count()
         with tracer.trace(include=("sample",)) as t:
-            sample.outer(3)
-        assert len(t) > 1 and gc.get_freeze_count() == frozen
+            for _ in range(1_500):  # past _PROMOTE_EVENTS: the tree is moved, the frozen objects are not
+                sample.outer(3)
+        assert t.meta["events"] >= tracer.model._PROMOTE_EVENTS and gc.get_freeze_count() == frozen
+        if tracer.model._promote_young is not None:
+            oldest = {id(o) for o in gc.get_objects(generation=2)}
+            assert all(id(c) in oldest for c in t.root.walk())
     finally:
         gc.unfreeze()
 
