@@ -970,20 +970,6 @@ typedef struct {
     Py_ssize_t depth;
 } CallBase;
 
-static PyObject *
-CallBase_get_children(CallBase *self, void *closure)
-{
-    if (self->children == NULL && (self->children = PyList_New(0)) == NULL)
-        return NULL;
-    return Py_NewRef(self->children);
-}
-
-static int
-CallBase_set_children(CallBase *self, PyObject *value, void *closure)
-{
-    Py_XSETREF(self->children, Py_XNewRef(value));  /* deleting leaves a new empty list for the next read */
-    return 0;
-}
 
 /* The children list of a call, made where it has none yet: borrowed, or NULL with an error set. */
 static PyObject *
@@ -994,6 +980,20 @@ call_children(PyObject *call)
         return NULL;
     return c->children;
 }
+
+static PyObject *
+CallBase_get_children(CallBase *self, void *closure)
+{
+    return Py_XNewRef(call_children((PyObject *)self));
+}
+
+static int
+CallBase_set_children(CallBase *self, PyObject *value, void *closure)
+{
+    Py_XSETREF(self->children, Py_XNewRef(value));  /* deleting leaves a new empty list for the next read */
+    return 0;
+}
+
 
 static int
 CallBase_traverse(CallBase *self, visitproc visit, void *arg)
@@ -1048,8 +1048,9 @@ static PyTypeObject CallBase_Type = {
 /* -- building the call tree ------------------------------------------------------------------------- */
 
 /* build_calls(): model._build_events' loop over the events, which it must match call for call. A slot
- * added to Call is set to None here; one that needs another value must be set here too. Calls are made as object.__new__(Call)
- * makes them and their slots written through the slot descriptors' offsets. */
+ * added to Call is set to None here; one that needs another value must be set here too. Calls are made as
+ * Call.__new__(Call) makes them (zeroed), their CallBase fields written directly and their slots through
+ * the slot descriptors' offsets. */
 
 enum { N_SLOTS = 13 };
 static const char *slot_names[N_SLOTS] = {
