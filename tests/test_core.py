@@ -722,9 +722,9 @@ def test_the_tree_joins_the_oldest_generation_without_a_young_collection(sample)
         for _ in range(1_500):
             sample.outer(3)
     assert t.meta["events"] >= tracer.model._PROMOTE_EVENTS and gc.get_freeze_count() == frozen
-    # Python 3.12 keeps immortal objects in the frozen generation: promote_young (3.12/3.13) leaves it be;
-    # on 3.10/3.11 the tree is left young where anything is frozen
-    if frozen == 0 or tracer.model._promote_young is not None:
+    # Python 3.12 keeps immortal objects in the frozen generation: the C module's splice leaves it be;
+    # gc.freeze()/unfreeze() (no C module) leave the tree young where anything is frozen
+    if frozen == 0 or tracer.model._set_young_aside is not None:
         assert gc.get_count()[0] < 700  # nothing the build made waits in the young generation
         oldest = {id(o) for o in gc.get_objects(generation=2)}
         assert all(id(c) in oldest for c in t.root.walk())
@@ -742,7 +742,7 @@ def test_objects_the_program_froze_stay_frozen(sample):
             for _ in range(1_500):  # past _PROMOTE_EVENTS: the tree is moved, the frozen objects are not
                 sample.outer(3)
         assert t.meta["events"] >= tracer.model._PROMOTE_EVENTS and gc.get_freeze_count() == frozen
-        if tracer.model._promote_young is not None:
+        if tracer.model._set_young_aside is not None:
             oldest = {id(o) for o in gc.get_objects(generation=2)}
             assert all(id(c) in oldest for c in t.root.walk())
     finally:
@@ -793,3 +793,70 @@ def test_the_tree_is_the_same_where_the_c_module_is_not_built(sample):
     assert trees[0] == trees[1] and len(trees[0]) > 10
     assert bases[1] == "_PythonCallBase"
     assert bases[0] == ("CallBase" if tracer.model.USE_C_BUILD else "_PythonCallBase")
+
+
+_fast = tracer.model._fast
+
+
+@pytest.mark.skipif(getattr(_fast, "set_young_aside", None) is None, reason="the C module is not built here")
+def test_the_splice_moves_only_what_was_made_since_and_leaves_the_programs_young_objects_young():
+    gc.collect()
+    gc.disable()
+    try:
+        before = [[] for _ in range(50)]
+        assert _fast.set_young_aside() is True
+        assert _fast.set_young_aside() is False  # one at a time: a build inside a build leaves its tree young
+        made = [[] for _ in range(50)]
+        _fast.restore_young(True)
+        young, oldest = ({id(o) for o in gc.get_objects(generation=g)} for g in (0, 2))
+        assert all(id(o) in oldest and id(o) not in young for o in made)
+        assert all(id(o) in young for o in before)
+        assert _fast.set_young_aside() is True
+        kept_young = [[] for _ in range(50)]
+        _fast.restore_young(False)  # a build that failed: what it made stays young, beside the rest
+        young = {id(o) for o in gc.get_objects(generation=0)}
+        assert all(id(o) in young for o in before + kept_young)
+        with pytest.raises(RuntimeError, match="set_young_aside first"):
+            _fast.restore_young(True)
+    finally:
+        gc.enable()
+    cycle = [before]
+    cycle.append(cycle)
+    del cycle, before, made, kept_young
+    gc.collect()  # the lists are sound: a full collection walks them
+
+
+@pytest.mark.skipif(getattr(_fast, "set_young_aside", None) is None, reason="the C module is not built here")
+def test_the_build_leaves_the_programs_young_objects_young(sample):
+    """No collection is forced to make room for the tree: what the program made last stays young."""
+    from tracer.record import Recording
+    rec = Recording(include=("sample",))
+    rec.start()
+    for _ in range(1_500):
+        sample.outer(3)
+    rec.stop()
+    gc.collect()
+    mine = [[] for _ in range(20)]
+    root, _ = tracer.model.build(rec)
+    young, oldest = ({id(o) for o in gc.get_objects(generation=g)} for g in (0, 2))
+    assert all(id(o) in young for o in mine)
+    assert all(id(c) in oldest for c in root.walk())
+
+
+def test_a_build_that_fails_leaves_the_collector_sound(sample, monkeypatch):
+    """An error while building (here a stand-in for one) reaches the program; what the build made and the
+    program's own young objects stay with the collector, and collections go on."""
+    def failing(rec, exc_type):
+        _ = [[] for _ in range(100)]
+        raise RuntimeError("the build failed")
+    monkeypatch.setattr(tracer.model, "_build", failing)
+    gc.collect()
+    young = [[] for _ in range(20)]
+    with pytest.raises(RuntimeError, match="the build failed"):
+        with tracer.trace(include=("sample",)):
+            for _ in range(1_500):
+                sample.outer(3)
+    assert gc.isenabled()
+    alive = {id(o) for o in gc.get_objects()}
+    assert all(id(o) in alive for o in young)
+    gc.collect()

@@ -349,33 +349,37 @@ def build(rec: Recording, exc_type=None):
     # One new object a call (a Call), none of them garbage. Built with the collector on, they would set
     # off collections as the tree grows; built with it off, they are all young when it goes on again, and
     # the next young collection walks every one of them once only to keep it (a quarter of the build's
-    # time). So: collect the program's young objects first, as a collection of generation 1 would (its
-    # survivors go to the oldest generation), build, then move the tree into the oldest generation
-    # directly, splicing lists. On 3.12/3.13 promote_young does that for the young generation alone. On
-    # 3.10/3.11 gc.freeze() and gc.unfreeze() do it, every other object being there already; where objects
-    # are frozen, unfreezing would thaw them: the tree is left young there.
-    promote = collecting and len(rec.events) >= _PROMOTE_EVENTS and (
-        _promote_young is not None or gc.get_freeze_count() == 0)
+    # time). So the tree goes into the oldest generation directly. With the C module (_young.h): the
+    # program's young objects are set aside, the build's objects are then all the young generation holds,
+    # and they are spliced into the oldest one; the program's go back, young, as they were. Without it:
+    # the program's young objects are collected first, as a collection of generation 1 would, and
+    # gc.freeze() then gc.unfreeze() move the rest, every other object being there already; where objects
+    # are frozen unfreezing would thaw them, so the tree is left young there.
+    big = collecting and len(rec.events) >= _PROMOTE_EVENTS
+    aside = big and _set_young_aside is not None and _set_young_aside()
+    promote = big and not aside and _set_young_aside is None and gc.get_freeze_count() == 0
     if promote:
         gc.collect(1)
     gc.disable()
+    built = False
     try:
         root, meta = _build(rec, exc_type)
         if getattr(rec, "workers", None) is not None:
             rec.workers.merge(root, meta)
+        built = True
         return root, meta
     finally:
-        if promote:
-            if _promote_young is not None:
-                _promote_young()
-            else:
-                gc.freeze()
-                gc.unfreeze()
+        if aside:
+            _restore_young(built)
+        elif promote:
+            gc.freeze()
+            gc.unfreeze()
         if collecting:
             gc.enable()
 
 
-_promote_young = getattr(_fast, "promote_young", None)
+_set_young_aside = getattr(_fast, "set_young_aside", None)
+_restore_young = getattr(_fast, "restore_young", None)
 
 
 def _build(rec, exc_type):

@@ -54,12 +54,13 @@
 #define Py_BUILD_CORE 1
 #include <internal/pycore_frame.h>
 #include <internal/pycore_code.h>
-/* The collector's generations, for promote_young. 3.12's cpython/objimpl.h defines _PyGC_FINALIZED as a
- * macro that pycore_gc.h then declares as a function. */
+/* The collector's generations, for _young.h. 3.12's cpython/objimpl.h defines _PyGC_FINALIZED as a macro
+ * that pycore_gc.h then declares as a function. */
 #undef _PyGC_FINALIZED
 #include <internal/pycore_interp.h>
 #include <internal/pycore_pystate.h>
 #undef Py_BUILD_CORE
+#include "_young.h"
 
 #if PY_VERSION_HEX < 0x030C0000 || PY_VERSION_HEX >= 0x030E0000
 #error "_fastmonitor is for Python 3.12 and 3.13: 3.10 and 3.11 record with setprofile"
@@ -663,44 +664,11 @@ perf_counter_ns(PyObject *module, PyObject *unused)
     return PyLong_FromLongLong(now_ns());
 }
 
-/* promote_young(): the young generation's objects join the oldest generation, as gc.freeze() then
- * gc.unfreeze() would move them (a splice of the two lists, touching no object), but leaving the frozen
- * generation as it is: Python 3.12 keeps immortal objects there, and the program may keep its own.
- * They count as survivors of a collection (long_lived_pending), so full collections come as they would.
- * model.build calls it on a tree it has just built, after gc.collect(1): the young generation then holds
- * only what the build made. */
-static PyObject *
-promote_young(PyObject *module, PyObject *unused)
-{
-    struct _gc_runtime_state *gcstate = &_PyInterpreterState_GET()->gc;
-    if (gcstate->collecting) {
-        PyErr_SetString(PyExc_RuntimeError, "promote_young: the collector is running");
-        return NULL;
-    }
-    PyGC_Head *from = &gcstate->generations[0].head, *to = &gcstate->generations[NUM_GENERATIONS - 1].head;
-    PyGC_Head *first = _PyGCHead_NEXT(from);
-    int moved = gcstate->generations[0].count;
-    if (first != from) {  /* gcmodule.c's gc_list_merge(from, to) */
-        PyGC_Head *last = _PyGCHead_PREV(from), *to_tail = _PyGCHead_PREV(to);
-        _PyGCHead_SET_NEXT(to_tail, first);
-        _PyGCHead_SET_PREV(first, to_tail);
-        _PyGCHead_SET_NEXT(last, to);
-        _PyGCHead_SET_PREV(to, last);
-        from->_gc_next = (uintptr_t)from;
-        from->_gc_prev = (uintptr_t)from;
-    }
-    gcstate->generations[0].count = 0;
-    if (moved > 0)
-        gcstate->long_lived_pending += moved;
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef module_methods[] = {
     {"perf_counter_ns", perf_counter_ns, METH_NOARGS, "The clock the events are stamped with: time.perf_counter_ns."},
     BUILD_CALLS_METHOD,
     CALIBRATE_CLOCK_METHOD,
-    {"promote_young", promote_young, METH_NOARGS,
-     "promote_young(): the young generation's objects join the oldest one, the frozen ones left frozen."},
+    YOUNG_METHODS,
     SUMMARISE_VALUES_METHOD,
     {NULL},
 };

@@ -45,6 +45,13 @@
 #include <internal/pycore_code.h>
 #undef Py_BUILD_CORE
 #endif
+/* The collector's generations, for _young.h (pycore_gc.h redefines the _PyGC_FINALIZED macro). */
+#define Py_BUILD_CORE 1
+#undef _PyGC_FINALIZED
+#include <internal/pycore_interp.h>
+#include <internal/pycore_pystate.h>
+#undef Py_BUILD_CORE
+#include "_young.h"
 
 #if PY_VERSION_HEX < 0x030A0000 || PY_VERSION_HEX >= 0x030C0000
 #error "_fastprofile is for Python 3.10 and 3.11: 3.12+ record with sys.monitoring"
@@ -711,6 +718,7 @@ static PyMethodDef module_methods[] = {
     BUILD_CALLS_METHOD,
     CALIBRATE_CLOCK_METHOD,
     SUMMARISE_VALUES_METHOD,
+    YOUNG_METHODS,
     {NULL},
 };
 
