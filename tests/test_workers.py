@@ -176,9 +176,12 @@ def test_a_worker_that_raises_propagates_as_torch_does_and_the_trace_keeps_the_r
     assert any("batch 2 raised" in note and "worker 0" in note for note in t.meta["notes"])
 
 
-def test_a_killed_worker_is_noted_and_the_others_kept():
-    # Worker 1 blocks in batch 5; once batch 4 is in, every batch it sent has been received: kill it then.
-    dl = loader(workers_data.Squares(32, hang_at=21))
+def test_a_killed_worker_is_noted_and_the_others_kept(tmp_path):
+    # Worker 1 blocks in batch 5; once batch 4 is in, every batch it sent has been received. It is killed
+    # once it is inside that item (the file says so), never between two tasks: there it may hold the lock
+    # of the loader's shared done event, and the main process would wait on that lock for ever.
+    hanging = tmp_path / "hanging"
+    dl = loader(workers_data.Squares(32, hang_at=21, hang_file=str(hanging)))
     got = []
     # torch says "is killed by signal" (its SIGCHLD handler) or "exited unexpectedly" (its status poll)
     with pytest.raises(RuntimeError, match=r"DataLoader worker \(pid.*\) (is killed by signal|exited unexpectedly)"):
@@ -187,6 +190,7 @@ def test_a_killed_worker_is_noted_and_the_others_kept():
             for b in it:
                 got.append(b)
                 if len(got) == 5:
+                    wait_for(hanging.exists)
                     os.kill(it._workers[1].pid, signal.SIGKILL)
     del it
     gc.collect()  # the iterator shuts its other worker down now, not in a later test
