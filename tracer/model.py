@@ -339,7 +339,8 @@ def trace(layers=("python",), include=("torch", "torchvision"), depth=None, args
 
 
 # Below this many events the tree is a few thousand objects: a young collection walks them in well under a
-# millisecond, less than the collection of generation 1 that moving them costs.
+# millisecond, and it stays young, to be freed by the next collection once dropped (in the oldest generation
+# a dropped tree waits for a full one; without the C module, moving it costs a collection of generation 1).
 _PROMOTE_EVENTS = 10_000
 
 
