@@ -358,7 +358,7 @@ def build(rec: Recording, exc_type=None):
     # are frozen unfreezing would thaw them, so the tree is left young there.
     big = collecting and len(rec.events) >= _PROMOTE_EVENTS
     aside = big and _set_young_aside is not None and _set_young_aside()
-    promote = big and not aside and _set_young_aside is None and gc.get_freeze_count() == 0
+    promote = big and _set_young_aside is None and gc.get_freeze_count() == 0
     if promote:
         gc.collect(1)
     gc.disable()

@@ -20,6 +20,12 @@
 static PyGC_Head young_aside;  /* the young generation's objects while a tree is built */
 static int young_aside_count, young_is_aside;
 
+static void
+young_list_init(PyGC_Head *list)
+{
+    list->_gc_next = list->_gc_prev = (uintptr_t)list;
+}
+
 /* Splice the objects of list `from` onto the end of list `to` (gcmodule.c's gc_list_merge); `from` is left empty. */
 static void
 young_merge(PyGC_Head *from, PyGC_Head *to)
@@ -32,8 +38,7 @@ young_merge(PyGC_Head *from, PyGC_Head *to)
         _PyGCHead_SET_NEXT(last, to);
         _PyGCHead_SET_PREV(to, last);
     }
-    from->_gc_next = (uintptr_t)from;
-    from->_gc_prev = (uintptr_t)from;
+    young_list_init(from);
 }
 
 static PyObject *
@@ -42,7 +47,7 @@ set_young_aside(PyObject *module, PyObject *unused)
     struct _gc_runtime_state *gcstate = &_PyInterpreterState_GET()->gc;
     if (young_is_aside || gcstate->collecting)
         Py_RETURN_FALSE;  /* a build inside a build (a finaliser's), or during a collection: left young */
-    young_aside._gc_next = young_aside._gc_prev = (uintptr_t)&young_aside;
+    young_list_init(&young_aside);
     young_merge(&gcstate->generations[0].head, &young_aside);
     young_aside_count = gcstate->generations[0].count;
     gcstate->generations[0].count = 0;
@@ -69,17 +74,12 @@ restore_young(PyObject *module, PyObject *keep_obj)
         if (made > 0)
             gcstate->long_lived_pending += made;
     }
-    /* the program's young objects go back in front of whatever is young now */
-    PyGC_Head *now_young_first = _PyGCHead_NEXT(young);
-    if (now_young_first == young)
-        young_merge(&young_aside, young);
-    else {
-        PyGC_Head rest;
-        rest._gc_next = rest._gc_prev = (uintptr_t)&rest;
-        young_merge(young, &rest);
-        young_merge(&young_aside, young);
-        young_merge(&rest, young);
-    }
+    /* the program's young objects go back in front of whatever is young now (nothing, where spliced) */
+    PyGC_Head rest;
+    young_list_init(&rest);
+    young_merge(young, &rest);
+    young_merge(&young_aside, young);
+    young_merge(&rest, young);
     gcstate->generations[0].count += young_aside_count;
     young_is_aside = 0;
     Py_RETURN_NONE;
