@@ -112,3 +112,46 @@ def test_a_slot_added_to_call_gets_none_from_the_c_builder(sample, monkeypatch):
     root, _ = model.build(rec)
     calls = list(root.walk())[1:]
     assert calls and all(type(c) is Wider and c.batch is None for c in calls)
+
+
+def test_a_consuming_build_gives_the_same_tree_and_leaves_the_events_without_summaries(sample, monkeypatch):
+    """A trace's own build (consume=True) hands each call the summaries its event kept, instead of copying
+    them: the same tree, and the recording's events then read as having none, so a later build shows none."""
+    rec, _ = record(sample, everything)
+    monkeypatch.setattr(model, "USE_C_BUILD", True)
+    copied = snapshot(*model.build(rec))
+    assert snapshot(*model.build(rec)) == copied  # copying leaves the events as they were
+    with_args = sum(1 for event in rec.events if event[0] == 0 and event[3])
+    assert with_args > 5
+    root, meta = model.build(rec, consume=True)
+    assert snapshot(root, meta) == copied
+    assert not any(event[3] for event in rec.events if event[0] == 0)
+    again, _ = model.build(rec)
+    assert all(c.args == {} for c in again.walk())
+
+
+def test_a_calls_summaries_are_released_with_it(sample):
+    """The summaries a call took from its event go when the call goes, read or not: building and dropping
+    trees again and again holds no more memory."""
+    import gc
+    import tracemalloc
+
+    def one():
+        rec, _ = record(sample, lambda s: [s.tally(list(range(40 + i))) for i in range(300)])
+        root, _ = model.build(rec, consume=True)
+        read = [c.args for c in list(root.walk())[::2]]  # half of them made into tuples, then dicts
+        assert any(v == "list[41]" for args in read for v in args.values())
+        root = read = rec = None
+        gc.collect()
+
+    one()
+    tracemalloc.start()
+    try:
+        one()
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(5):
+            one()
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert grown < 20_000, grown

@@ -846,7 +846,7 @@ def test_the_build_leaves_the_programs_young_objects_young(sample):
 def test_a_build_that_fails_leaves_the_collector_sound(sample, monkeypatch):
     """An error while building (here a stand-in for one) reaches the program; what the build made and the
     program's own young objects stay with the collector, and collections go on."""
-    def failing(rec, exc_type):
+    def failing(rec, exc_type, consume=False):
         _ = [[] for _ in range(100)]
         raise RuntimeError("the build failed")
     monkeypatch.setattr(tracer.model, "_build", failing)

@@ -30,13 +30,14 @@ USE_C_BUILD = getattr(_fast, "build_calls", None) is not None and not os.environ
 
 
 class _PythonCallBase:
-    """CallBase where the C module is not built: the same four fields, as plain slots."""
-    __slots__ = ("start_ns", "duration_ns", "depth", "children")
+    """CallBase where the C module is not built: the same five fields, as plain slots."""
+    __slots__ = ("start_ns", "duration_ns", "depth", "children", "_args")
 
 
-# start_ns, duration_ns, depth and children. In C (CallBase in _recording.h) the three numbers are C
-# integers and a call without children gets its list when `children` is first read: the build makes one
-# object per call, not four.
+# start_ns, duration_ns, depth, children and _args. In C (CallBase in _recording.h) the three numbers are C
+# integers, a call without children gets its list when `children` is first read, and a call keeps its
+# summaries as the recorder's array, made into the `_args` tuple when first read: the build makes one
+# object per call, not five.
 CallBase = getattr(_fast, "CallBase", None) or _PythonCallBase
 
 
@@ -47,8 +48,8 @@ class Call(CallBase):
     # recording made them (two tuples), and becomes the {name: summary} dict the first time it is read.
     # build() makes each call without __init__: a slot added here must be set there as well (build_calls
     # in _recording.h, the same loop in C, sets a slot it does not know to None).
-    __slots__ = ("name", "module", "relpath", "line", "kind", "_args", "_arg_names", "error", "parent", "file",
-                 "open", "resumed", "pinned_url", "batch")
+    __slots__ = ("name", "module", "relpath", "line", "kind", "_arg_names", "error", "parent", "file", "open",
+                 "resumed", "pinned_url", "batch")
 
     def __init__(self, name, module=None, relpath=None, line=None, kind="python", args=None, error=None,
                  start_ns=0, duration_ns=0, file=None, parent=None, batch=None):
@@ -184,7 +185,7 @@ class Trace:
     def _finish(self, exc_type, exc, tb):
         recording, self._recording = self._recording, None
         if recording is not None:
-            self._root, self.meta = build(recording, exc_type)
+            self._root, self.meta = build(recording, exc_type, consume=True)
         return False  # the block's exception propagates unchanged
 
     def __exit__(self, exc_type, exc, tb):
@@ -344,8 +345,12 @@ def trace(layers=("python",), include=("torch", "torchvision"), depth=None, args
 _PROMOTE_EVENTS = 10_000
 
 
-def build(rec: Recording, exc_type=None):
-    """The call tree from a finished recording: one pass over the events with a stack."""
+def build(rec: Recording, exc_type=None, consume: bool = False):
+    """The call tree from a finished recording: one pass over the events with a stack.
+
+    consume=True where the recording is dropped next (a trace's own): the calls take the argument summaries
+    out of its events instead of copying them, and the events read as having none afterwards.
+    """
     collecting = gc.isenabled()
     # One new object a call (a Call), none of them garbage. Built with the collector on, they would set
     # off collections as the tree grows; built with it off, they are all young when it goes on again, and
@@ -364,7 +369,7 @@ def build(rec: Recording, exc_type=None):
     gc.disable()
     built = False
     try:
-        root, meta = _build(rec, exc_type)
+        root, meta = _build(rec, exc_type, consume)
         if getattr(rec, "workers", None) is not None:
             rec.workers.merge(root, meta)
         built = True
@@ -383,7 +388,7 @@ _set_young_aside = getattr(_fast, "set_young_aside", None)
 _restore_young = getattr(_fast, "restore_young", None)
 
 
-def _build(rec, exc_type):
+def _build(rec, exc_type, consume=False):
     events = rec.events
     end_ns = rec.stopped_ns or (events[-1][2] if events else 0)
     root = Call("<traced block>", kind="block", start_ns=rec.started_ns or 0, duration_ns=end_ns - (rec.started_ns or 0))
@@ -399,7 +404,7 @@ def _build(rec, exc_type):
     if USE_C_BUILD:
         stack, keys, hidden, unwound, truncated = _fast.build_calls(
             events, root, Call, info_of, aten_info_of, vars(_events), -1 if rec.depth is None else rec.depth,
-            _HIDDEN, _DROPPED, "python", "builtin", "aten")
+            _HIDDEN, _DROPPED, "python", "builtin", "aten", consume)
     else:
         stack, keys, hidden, unwound, truncated = _build_events(events, root, info_of, rec.depth)
     truncated_at = None

@@ -967,7 +967,10 @@ typedef struct {
     PyObject_HEAD
     PyObject *children;  /* NULL until a child is added or the list is read */
     long long start_ns, duration_ns;
-    Py_ssize_t depth;
+    int depth;
+    int argc;            /* how many summaries argv holds */
+    PyObject *args;      /* `_args`: what was set, or the tuple made from argv when first read */
+    PyObject **argv;     /* NULL, or the summaries as the recorder kept them (strong), a PyMem block */
 } CallBase;
 
 
@@ -994,11 +997,73 @@ CallBase_set_children(CallBase *self, PyObject *value, void *closure)
     return 0;
 }
 
+/* A call's summaries as the recorder kept them pass to it from the event (the build's consume=True) or are
+ * copied (refs taken): the tuple `_args` reads is made only when first read. */
+static void
+call_take_argv(CallBase *c, PyObject **argv, int argc)
+{
+    c->argv = argv;
+    c->argc = argc;
+}
+
+static void
+call_drop_args(CallBase *c)
+{
+    PyObject **argv = c->argv;
+    int argc = c->argc;
+    c->argv = NULL;
+    c->argc = 0;
+    if (argv != NULL)
+        args_free(argv, argc);
+    Py_CLEAR(c->args);
+}
+
+static PyObject *
+CallBase_get_args(CallBase *self, void *closure)
+{
+    if (self->argv != NULL) {
+        PyObject *tuple = PyTuple_New(self->argc);
+        if (tuple == NULL)
+            return NULL;
+        for (int i = 0; i < self->argc; i++)
+            PyTuple_SET_ITEM(tuple, i, self->argv[i]);  /* the references pass to the tuple */
+        PyMem_Free(self->argv);
+        self->argv = NULL;
+        self->argc = 0;
+        PyObject_GC_UnTrack(tuple);  /* strings and None only: in no cycle */
+        Py_XSETREF(self->args, tuple);
+    }
+    if (self->args == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "'Call' object has no attribute '_args'");
+        return NULL;
+    }
+    return Py_NewRef(self->args);
+}
+
+static int
+CallBase_set_args(CallBase *self, PyObject *value, void *closure)
+{
+    PyObject *keep = Py_XNewRef(value);  /* set before the old ones go: their release may run code */
+    PyObject *old = self->args, **argv = self->argv;
+    int argc = self->argc;
+    self->args = keep;
+    self->argv = NULL;
+    self->argc = 0;
+    Py_XDECREF(old);
+    if (argv != NULL)
+        args_free(argv, argc);
+    return 0;
+}
+
 
 static int
 CallBase_traverse(CallBase *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->children);
+    Py_VISIT(self->args);
+    if (self->argv != NULL)
+        for (int i = 0; i < self->argc; i++)
+            Py_VISIT(self->argv[i]);
     return 0;
 }
 
@@ -1006,6 +1071,7 @@ static int
 CallBase_clear(CallBase *self)
 {
     Py_CLEAR(self->children);
+    call_drop_args(self);
     return 0;
 }
 
@@ -1014,19 +1080,23 @@ CallBase_dealloc(CallBase *self)
 {
     PyObject_GC_UnTrack(self);
     Py_CLEAR(self->children);
+    call_drop_args(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMemberDef CallBase_members[] = {
     {"start_ns", T_LONGLONG, offsetof(CallBase, start_ns), 0, "when the call started, in ns of time.perf_counter_ns"},
     {"duration_ns", T_LONGLONG, offsetof(CallBase, duration_ns), 0, "how long it ran, in ns"},
-    {"depth", T_PYSSIZET, offsetof(CallBase, depth), 0, "0 for the root, its parent's depth + 1 below it"},
+    {"depth", T_INT, offsetof(CallBase, depth), 0, "0 for the root, its parent's depth + 1 below it"},
     {NULL},
 };
 
 static PyGetSetDef CallBase_getset[] = {
     {"children", (getter)CallBase_get_children, (setter)CallBase_set_children,
      "the calls it made, in order (a list)", NULL},
+    {"_args", (getter)CallBase_get_args, (setter)CallBase_set_args,
+     "the summaries as recorded (a tuple, in the order of _arg_names), or the {name: summary} dict `args` made "
+     "of them", NULL},
     {NULL},
 };
 
@@ -1036,8 +1106,9 @@ static PyTypeObject CallBase_Type = {
     .tp_basicsize = sizeof(CallBase),
     .tp_dealloc = (destructor)CallBase_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "The fields of a Call kept in C: start_ns, duration_ns and depth (integers), and children "
-              "(a list, made when first read where the call has none yet).",
+    .tp_doc = "The fields of a Call kept in C: start_ns, duration_ns and depth (integers), children "
+              "(a list, made when first read where the call has none yet) and _args (a tuple of the "
+              "summaries as recorded, made when first read).",
     .tp_traverse = (traverseproc)CallBase_traverse,
     .tp_clear = (inquiry)CallBase_clear,
     .tp_members = CallBase_members,
@@ -1052,12 +1123,12 @@ static PyTypeObject CallBase_Type = {
  * Call.__new__(Call) makes them (zeroed), their CallBase fields written directly and their slots through
  * the slot descriptors' offsets. */
 
-enum { N_SLOTS = 13 };
+enum { N_SLOTS = 12 };
 static const char *slot_names[N_SLOTS] = {
-    "name", "module", "relpath", "line", "kind", "_args", "_arg_names", "error", "parent", "file", "open",
-    "resumed", "pinned_url"};
-enum { S_NAME, S_MODULE, S_RELPATH, S_LINE, S_KIND, S_ARGS, S_ARG_NAMES, S_ERROR, S_PARENT, S_FILE, S_OPEN,
-       S_RESUMED, S_PINNED };
+    "name", "module", "relpath", "line", "kind", "_arg_names", "error", "parent", "file", "open", "resumed",
+    "pinned_url"};
+enum { S_NAME, S_MODULE, S_RELPATH, S_LINE, S_KIND, S_ARG_NAMES, S_ERROR, S_PARENT, S_FILE, S_OPEN, S_RESUMED,
+       S_PINNED };
 
 enum { MAX_OTHER_SLOTS = 16 };
 
@@ -1134,33 +1205,41 @@ builder_info(CodeTable *table, PyObject *key, PyObject *info_of, Py_ssize_t size
     return info;
 }
 
-/* A new call under the innermost open one, pushed; `info` gives name, module, relpath, line, file. */
+/* A new call under the innermost open one, pushed; `info` gives name, module, relpath, line, file. Its
+ * summaries are `args`, or where that is NULL the `argc` in `argv`, which the call takes (on failure too). */
 static PyObject *
 builder_open(Builder *b, PyObject *key, long long t, PyObject *kind_text, PyObject *name, PyObject *module,
-             PyObject *relpath, PyObject *line, PyObject *file, PyObject *args, PyObject *arg_names, int resumed)
+             PyObject *relpath, PyObject *line, PyObject *file, PyObject *args, PyObject **argv, int argc,
+             PyObject *arg_names, int resumed)
 {
     PyObject *parent = b->stack[b->n - 1];
     Py_ssize_t depth = b->depths[b->n - 1] + 1;
     PyObject *siblings = call_children(parent);
-    if (siblings == NULL)
-        return NULL;
-    if (!PyList_Check(siblings)) {
+    PyObject *call = NULL;
+    if (siblings != NULL && !PyList_Check(siblings))
         PyErr_SetString(PyExc_TypeError, "build_calls: an open call's children are not a list");
+    else if (siblings != NULL && depth <= INT_MAX)
+        call = b->type->tp_alloc(b->type, 0);  /* zeroed: no children yet, duration 0 */
+    else if (siblings != NULL)
+        PyErr_SetString(PyExc_OverflowError, "build_calls: calls nested too deep");
+    if (call == NULL) {
+        if (argv != NULL)
+            args_free(argv, argc);
         return NULL;
     }
-    PyObject *call = b->type->tp_alloc(b->type, 0);  /* zeroed: no children yet, duration 0 */
-    if (call == NULL)
-        return NULL;
     CallBase *fields = (CallBase *)call;
     fields->start_ns = t;
-    fields->depth = depth;
+    fields->depth = (int)depth;
+    if (argv != NULL)
+        call_take_argv(fields, argv, argc);
+    else
+        fields->args = Py_NewRef(args);
     set_slot(b, call, S_NAME, name);
     set_slot(b, call, S_MODULE, module);
     set_slot(b, call, S_RELPATH, relpath);
     set_slot(b, call, S_LINE, line);
     set_slot(b, call, S_FILE, file);
     set_slot(b, call, S_KIND, kind_text);
-    set_slot(b, call, S_ARGS, args);
     set_slot(b, call, S_ARG_NAMES, arg_names);
     set_slot(b, call, S_ERROR, Py_None);
     set_slot(b, call, S_PARENT, parent);
@@ -1279,9 +1358,10 @@ build_calls(PyObject *module, PyObject *args)
     PyObject *events, *root, *call_type, *info_of, *aten_info_of, *constants, *hidden, *dropped;
     PyObject *python_text, *builtin_text, *aten_text;
     long depth_limit;
-    if (!PyArg_ParseTuple(args, "OOO!OOOlOOUUU:build_calls", &events, &root, &PyType_Type,
+    int consume = 0;
+    if (!PyArg_ParseTuple(args, "OOO!OOOlOOUUU|p:build_calls", &events, &root, &PyType_Type,
                           &call_type, &info_of, &aten_info_of, &constants, &depth_limit, &hidden, &dropped,
-                          &python_text, &builtin_text, &aten_text))
+                          &python_text, &builtin_text, &aten_text, &consume))
         return NULL;
     int from_log = Py_IS_TYPE(events, &EventLog_Type);
     if (!from_log && !PyList_Check(events))
@@ -1419,21 +1499,30 @@ build_calls(PyObject *module, PyObject *args)
                 n_hidden++;
                 continue;
             }
-            PyObject *made = NULL;
+            PyObject **argv = NULL;
+            int argc = 0;
             if (pooled) {  /* the event itself, looked up again: info_of may have run Python code */
                 if (index >= LOG_SIZE(events))
                     break;
-                if ((made = event_extra(&((EventLog *)events)->items[index])) == NULL)
+                Event *e = &((EventLog *)events)->items[index];
+                argc = e->nargs;
+                if (consume) {  /* the call takes the array; the event is left with no summaries */
+                    argv = e->args;
+                    e->nargs = -1;
+                    e->extra = Py_NewRef(Py_None);
+                }
+                else if ((argv = args_new(argc)) == NULL)
                     goto done;
-                PyObject_GC_UnTrack(made);  /* strings and None only: in no cycle */
+                else
+                    for (int i = 0; i < argc; i++)
+                        argv[i] = Py_NewRef(e->args[i]);
             }
-            PyObject *call_args = made ? made : extra == Py_None ? b.empty : extra;
-            PyObject *call_names = made || extra != Py_None ? PyTuple_GET_ITEM(info, 5) : b.empty;
+            PyObject *call_args = extra == Py_None ? b.empty : extra;
+            PyObject *call_names = pooled || extra != Py_None ? PyTuple_GET_ITEM(info, 5) : b.empty;
             PyObject *opened = builder_open(&b, what, t, python_text, PyTuple_GET_ITEM(info, 0),
                                             PyTuple_GET_ITEM(info, 1), PyTuple_GET_ITEM(info, 2),
                                             PyTuple_GET_ITEM(info, 3), PyTuple_GET_ITEM(info, 4), call_args,
-                                            call_names, kind == k_resume);
-            Py_XDECREF(made);
+                                            argv, argc, call_names, kind == k_resume);
             if (opened == NULL)
                 goto done;
         }
@@ -1474,7 +1563,7 @@ build_calls(PyObject *module, PyObject *args)
                 goto done;
             }
             if (builder_open(&b, what, t, builtin_text, PyTuple_GET_ITEM(what, 1), PyTuple_GET_ITEM(what, 0),
-                             Py_None, Py_None, Py_None, b.empty, b.empty, 0) == NULL)
+                             Py_None, Py_None, Py_None, b.empty, NULL, 0, b.empty, 0) == NULL)
                 goto done;
         }
         else if (kind == k_aten_call) {
@@ -1512,7 +1601,7 @@ build_calls(PyObject *module, PyObject *args)
             }
             PyObject *opened = builder_open(&b, what, t, aten_text, PyTuple_GET_ITEM(info, 0), PyTuple_GET_ITEM(info, 1),
                                             PyTuple_GET_ITEM(info, 2), PyTuple_GET_ITEM(info, 3), Py_None,
-                                            call_args, call_names, 0);
+                                            call_args, NULL, 0, call_names, 0);
             Py_DECREF(call_args);
             if (opened == NULL)
                 goto done;
@@ -1567,7 +1656,8 @@ done:
 #define BUILD_CALLS_METHOD \
     {"build_calls", build_calls, METH_VARARGS, \
      "build_calls(events, root, Call, info_of, aten_info_of, constants, depth_limit, hidden, dropped, 'python', " \
-     "'builtin', 'aten') -> (stack, keys, hidden, unwound, truncated): model._build_events' loop."}
+     "'builtin', 'aten', consume=False) -> (stack, keys, hidden, unwound, truncated): model._build_events' loop. " \
+     "consume: the calls take the summaries out of the log's events (which then read as having none)."}
 
 /* -- a block's end that an interrupt cannot cut short ----------------------------------------------------- */
 
