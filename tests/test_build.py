@@ -104,14 +104,14 @@ def test_the_same_tree_with_operators(monkeypatch, layers):
 
 def test_a_slot_added_to_call_gets_none_from_the_c_builder(sample, monkeypatch):
     class Wider(model.Call):  # stands in for a Call with one more slot
-        __slots__ = ("batch",)
+        __slots__ = ("extra",)
 
     rec, _ = record(sample, everything, layers=("python", "builtin"))
     monkeypatch.setattr(model, "Call", Wider)
     monkeypatch.setattr(model, "USE_C_BUILD", True)
     root, _ = model.build(rec)
     calls = list(root.walk())[1:]
-    assert calls and all(type(c) is Wider and c.batch is None for c in calls)
+    assert calls and all(type(c) is Wider and c.extra is None for c in calls)
 
 
 def test_a_consuming_build_gives_the_same_tree_and_leaves_the_events_without_summaries(sample, monkeypatch):

@@ -29,40 +29,54 @@ except ImportError:
 USE_C_BUILD = getattr(_fast, "build_calls", None) is not None and not os.environ.get("TRACER_PURE_PYTHON")
 
 
+_SITE_FIELDS = ("name", "module", "relpath", "line", "file", "kind")
+
+
 class _PythonCallBase:
-    """CallBase where the C module is not built: the same five fields, as plain slots."""
-    __slots__ = ("start_ns", "duration_ns", "depth", "children", "_args")
+    """CallBase where the C module is not built: the same fields, as slots, and the site's as properties."""
+    __slots__ = ("start_ns", "duration_ns", "depth", "children", "_args", "_arg_names", "_site", "parent", "error",
+                 "pinned_url", "batch", "open", "resumed")
 
 
-# start_ns, duration_ns, depth, children and _args. In C (CallBase in _recording.h) the three numbers are C
-# integers, a call without children gets its list when `children` is first read, and a call keeps its
-# summaries as the recorder's array, made into the `_args` tuple when first read: the build makes one
-# object per call, not five.
+def _site_field(index, name):
+    def get(self):
+        return self._site[index]
+
+    def set(self, value):  # copy on write: the site is shared by the calls of one function
+        site = list(getattr(self, "_site", (None,) * 6 + ((),)))
+        site[index] = value
+        self._site = tuple(site)
+    return property(get, set, doc=f"the call's {name} (its site's)")
+
+
+for _index, _name in enumerate(_SITE_FIELDS):
+    setattr(_PythonCallBase, _name, _site_field(_index, _name))
+
+# Every field of a call is CallBase's. What the calls of one function share (name, module, relpath, line,
+# file, kind, parameter names) is one tuple, `_site`, which the build makes once per function; setting one
+# of those fields gives that call a site of its own. In C (CallBase in _recording.h) start, duration and
+# depth are C integers, a call without children gets its list when `children` is first read, and a call
+# keeps its summaries as the recorder's array, made into the `_args` tuple when first read: the build makes
+# one object of 128 bytes per call.
 CallBase = getattr(_fast, "CallBase", None) or _PythonCallBase
 
 
 class Call(CallBase):
     """One call that ran: a Python function, a C function of the traced package, or an ATen operator."""
 
-    # `args` is a property over two slots: a python call keeps its summaries and parameter names as the
-    # recording made them (two tuples), and becomes the {name: summary} dict the first time it is read.
-    # build() makes each call without __init__: a slot added here must be set there as well (build_calls
-    # in _recording.h, the same loop in C, sets a slot it does not know to None).
-    __slots__ = ("name", "module", "relpath", "line", "kind", "_arg_names", "error", "parent", "file", "open",
-                 "resumed", "pinned_url", "batch")
+    # `args` is a property over `_args` and `_arg_names`: a python call keeps its summaries as the recording
+    # made them, in the order of its site's parameter names, and they become the {name: summary} dict the
+    # first time it is read. build() makes each call without __init__: a slot added to a subclass must be
+    # set there as well (build_calls in _recording.h, the same loop in C, sets one it does not know to None).
+    __slots__ = ()
 
     def __init__(self, name, module=None, relpath=None, line=None, kind="python", args=None, error=None,
                  start_ns=0, duration_ns=0, file=None, parent=None, batch=None):
-        self.name = name
-        self.module = module
-        self.relpath = relpath
-        self.line = line
-        self.kind = kind
+        self._site = (name, module, relpath, line, file, kind, ())
         self.args = args or {}
         self.error = error
         self.start_ns = start_ns
         self.duration_ns = duration_ns
-        self.file = file
         self.children: list[Call] = []
         self.parent = parent
         self.depth = 0 if parent is None else parent.depth + 1
@@ -428,8 +442,9 @@ def _build_events(events, root, info_of, depth_limit):
     recording was truncated). build_calls in _recording.h is this loop in C."""
     # One pass, kept tight (it runs once per event): calls are made without __init__ (every slot is set
     # here, as Call.__init__ sets it), and a return that closes the innermost open call is handled inline.
-    python_info: dict = {}  # id(code) -> info_of(code)
-    aten_info: dict = {}  # id(op) -> (name, namespace, relpath, line)
+    python_info: dict = {}  # id(code) -> (site, plumbing), from info_of(code)
+    aten_info: dict = {}  # id(op) -> its site
+    builtin_sites: dict = {}  # (module, name) -> its site
     stack: list = [root]  # open calls, or a marker for an open call that is not kept
     keys: list = [None]  # what each open call is, to match its return
     push, pop, push_key, pop_key = stack.append, stack.pop, keys.append, keys.pop
@@ -448,10 +463,11 @@ def _build_events(events, root, info_of, depth_limit):
                 continue
             info = python_info.get(id(what))  # by identity: the events keep each code object alive
             if info is None:
-                info = python_info[id(what)] = info_of(what)
+                name, module, relpath, line, file, names, plumbing = info_of(what)
+                info = python_info[id(what)] = ((name, module, relpath, line, file, "python", names), plumbing)
             push_key(what)
             parent = stack[-1]
-            if info[6] or parent is dropped:
+            if info[1] or parent is dropped:
                 push(dropped)
                 continue
             if parent is hidden_marker or (depth_limit is not None and parent.depth >= depth_limit):
@@ -459,12 +475,9 @@ def _build_events(events, root, info_of, depth_limit):
                 hidden += 1
                 continue
             call = new(Call)
-            call.name, call.module, call.relpath, call.line, call.file, names, _ = info
-            call.kind = "python"
-            if extra is None:  # no summaries (args=False), or a resumption: its arguments were shown where it started
-                call._args = call._arg_names = ()
-            else:
-                call._args, call._arg_names = extra, names
+            call._site = site = info[0]
+            # no summaries (args=False, or a resumption: its arguments were shown where it started): none
+            call._args, call._arg_names = () if extra is None else extra, site[6]
             call.error = None
             call.start_ns = t
             call.duration_ns = 0
@@ -502,10 +515,10 @@ def _build_events(events, root, info_of, depth_limit):
                 hidden += 1
                 continue
             call = new(Call)
-            call.name = what[1]
-            call.module = what[0]
-            call.relpath = call.line = call.file = None
-            call.kind = "builtin"
+            site = builtin_sites.get(what)
+            if site is None:
+                site = builtin_sites[what] = (what[1], what[0], None, None, None, "builtin", ())
+            call._site = site
             call._args = call._arg_names = ()
             call.error = None
             call.start_ns = t
@@ -527,14 +540,15 @@ def _build_events(events, root, info_of, depth_limit):
                     push(hidden_marker)
                     hidden += 1
                 else:
-                    info = aten_info.get(id(what))  # the events keep each operator alive
-                    if info is None:
-                        info = aten_info[id(what)] = _aten_info(what)
-                    if type(extra) is tuple:  # positional summaries, in schema order
-                        call = Call(info[0], info[1], info[2], info[3], "aten", None, None, t, 0, None, parent)
-                        call._args, call._arg_names = extra, operator_argument_names(what)
+                    site = aten_info.get(id(what))  # the events keep each operator alive
+                    if site is None:
+                        site = aten_info[id(what)] = (*_aten_info(what), None, "aten", operator_argument_names(what))
+                    call = Call(site[0], parent=parent, start_ns=t)
+                    call._site = site
+                    if type(extra) is tuple:  # positional summaries, in schema order: the site's names
+                        call._args, call._arg_names = extra, site[6]
                     else:
-                        call = Call(info[0], info[1], info[2], info[3], "aten", extra, None, t, 0, None, parent)
+                        call.args = extra or {}
                     parent.children.append(call)
                     push(call)
             in_aten += 1

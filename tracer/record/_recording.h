@@ -960,19 +960,35 @@ lookup_constant(PyObject *constants, const char *name)
 
 /* -- CallBase: the fields of a Call kept in C ------------------------------------------------------ */
 
-/* model.Call derives from it. The build makes a call's start, duration and depth no objects, and a call
- * that has no children no list: the list is made when `children` is first read, and that call keeps it,
- * so `call.children.append(c)` works on any call. */
+/* model.Call derives from it and adds nothing: every field of a call is here. What a call shares with every
+ * other call of the same function (name, module, relpath, line, file, kind and the parameter names) is one
+ * tuple, its *site*, made once per function by the build; setting one of those fields gives the call a site
+ * of its own (copy on write). Start, duration and depth are C integers; a call without children gets its
+ * list when `children` is first read (and keeps it, so `call.children.append(c)` works on any call); the
+ * argument summaries stay the recorder's array until `_args` is first read. The build so makes one object
+ * of 128 bytes per call. */
+
+enum { SITE_NAME, SITE_MODULE, SITE_RELPATH, SITE_LINE, SITE_FILE, SITE_KIND, SITE_NAMES, SITE_SIZE };
+static const char *site_fields[SITE_SIZE] = {"name", "module", "relpath", "line", "file", "kind", "_arg_names"};
+
+enum { CALL_ARGV = 1,       /* the union holds argv (argc summaries), not args */
+       CALL_ARGS_MADE = 2   /* `args` is final (a dict, or what was set): the site's names no longer apply */ };
+
 typedef struct {
     PyObject_HEAD
     PyObject *children;  /* NULL until a child is added or the list is read */
     long long start_ns, duration_ns;
     int depth;
     int argc;            /* how many summaries argv holds */
-    PyObject *args;      /* `_args`: what was set, or the tuple made from argv when first read */
-    PyObject **argv;     /* NULL, or the summaries as the recorder kept them (strong), a PyMem block */
+    union {
+        PyObject *args;  /* `_args`: what was set, or the tuple made from argv when first read */
+        PyObject **argv; /* the summaries as the recorder kept them (strong), a PyMem block */
+    };
+    PyObject *site;      /* the 7-tuple of site_fields, NULL until set */
+    PyObject *parent, *error, *pinned_url, *batch;  /* NULL reads as None */
+    char open, resumed;
+    unsigned char flags;
 } CallBase;
-
 
 /* The children list of a call, made where it has none yet: borrowed, or NULL with an error set. */
 static PyObject *
@@ -997,41 +1013,44 @@ CallBase_set_children(CallBase *self, PyObject *value, void *closure)
     return 0;
 }
 
-/* A call's summaries as the recorder kept them pass to it from the event (the build's consume=True) or are
- * copied (refs taken): the tuple `_args` reads is made only when first read. */
+/* The summaries pass to the call: from the event (the build's consume=True) or copied (refs taken). */
 static void
 call_take_argv(CallBase *c, PyObject **argv, int argc)
 {
     c->argv = argv;
     c->argc = argc;
+    c->flags |= CALL_ARGV;
 }
 
 static void
 call_drop_args(CallBase *c)
 {
-    PyObject **argv = c->argv;
-    int argc = c->argc;
-    c->argv = NULL;
-    c->argc = 0;
-    if (argv != NULL)
+    if (c->flags & CALL_ARGV) {
+        PyObject **argv = c->argv;
+        int argc = c->argc;
+        c->argv = NULL;
+        c->argc = 0;
+        c->flags &= ~CALL_ARGV;
         args_free(argv, argc);
-    Py_CLEAR(c->args);
+    }
+    else
+        Py_CLEAR(c->args);
 }
 
 static PyObject *
 CallBase_get_args(CallBase *self, void *closure)
 {
-    if (self->argv != NULL) {
+    if (self->flags & CALL_ARGV) {
         PyObject *tuple = PyTuple_New(self->argc);
         if (tuple == NULL)
             return NULL;
         for (int i = 0; i < self->argc; i++)
             PyTuple_SET_ITEM(tuple, i, self->argv[i]);  /* the references pass to the tuple */
         PyMem_Free(self->argv);
-        self->argv = NULL;
         self->argc = 0;
+        self->flags &= ~CALL_ARGV;
         PyObject_GC_UnTrack(tuple);  /* strings and None only: in no cycle */
-        Py_XSETREF(self->args, tuple);
+        self->args = tuple;
     }
     if (self->args == NULL) {
         PyErr_SetString(PyExc_AttributeError, "'Call' object has no attribute '_args'");
@@ -1043,27 +1062,123 @@ CallBase_get_args(CallBase *self, void *closure)
 static int
 CallBase_set_args(CallBase *self, PyObject *value, void *closure)
 {
-    PyObject *keep = Py_XNewRef(value);  /* set before the old ones go: their release may run code */
-    PyObject *old = self->args, **argv = self->argv;
-    int argc = self->argc;
-    self->args = keep;
-    self->argv = NULL;
-    self->argc = 0;
+    PyObject *old = NULL, **argv = NULL;  /* released after the new value is in: their release may run code */
+    int argc = 0;
+    if (self->flags & CALL_ARGV) {
+        argv = self->argv;
+        argc = self->argc;
+        self->argc = 0;
+        self->flags &= ~CALL_ARGV;
+    }
+    else
+        old = self->args;
+    self->args = Py_XNewRef(value);
     Py_XDECREF(old);
     if (argv != NULL)
         args_free(argv, argc);
     return 0;
 }
 
+/* A site field: name, module, relpath, line, file, kind (closure: its index). */
+static PyObject *
+CallBase_get_site_field(CallBase *self, void *closure)
+{
+    int i = (int)(intptr_t)closure;
+    if (self->site == NULL)
+        return PyErr_Format(PyExc_AttributeError, "'Call' object has no attribute '%s'", site_fields[i]);
+    return Py_NewRef(PyTuple_GET_ITEM(self->site, i));
+}
+
+/* Give the call a site of its own with field i set to value (None where it had no site). */
+static int
+call_set_site_field(CallBase *self, int i, PyObject *value)
+{
+    if (self->site != NULL && PyTuple_GET_ITEM(self->site, i) == value)
+        return 0;
+    PyObject *site = PyTuple_New(SITE_SIZE);
+    if (site == NULL)
+        return -1;
+    for (int k = 0; k < SITE_SIZE; k++) {
+        PyObject *item = k == i ? value : self->site != NULL ? PyTuple_GET_ITEM(self->site, k) :
+                         k == SITE_NAMES ? NULL : Py_None;
+        if (item == NULL) {  /* no names yet: an empty tuple */
+            if ((item = PyTuple_New(0)) == NULL) {
+                Py_DECREF(site);
+                return -1;
+            }
+            PyTuple_SET_ITEM(site, k, item);
+        }
+        else
+            PyTuple_SET_ITEM(site, k, Py_NewRef(item));
+    }
+    Py_XSETREF(self->site, site);
+    return 0;
+}
+
+static int
+CallBase_set_site_field(CallBase *self, PyObject *value, void *closure)
+{
+    return call_set_site_field(self, (int)(intptr_t)closure, value == NULL ? Py_None : value);
+}
+
+/* `_arg_names`: the names the summaries in `_args` go with (the site's), or None once `args` is final. */
+static PyObject *
+CallBase_get_arg_names(CallBase *self, void *closure)
+{
+    if (self->flags & CALL_ARGS_MADE)
+        Py_RETURN_NONE;
+    return CallBase_get_site_field(self, (void *)(intptr_t)SITE_NAMES);
+}
+
+static int
+CallBase_set_arg_names(CallBase *self, PyObject *value, void *closure)
+{
+    if (value == NULL || value == Py_None) {
+        self->flags |= CALL_ARGS_MADE;
+        return 0;
+    }
+    if (call_set_site_field(self, SITE_NAMES, value) < 0)
+        return -1;
+    self->flags &= ~CALL_ARGS_MADE;
+    return 0;
+}
+
+static PyObject *
+CallBase_get_site(CallBase *self, void *closure)
+{
+    if (self->site == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "'Call' object has no attribute '_site'");
+        return NULL;
+    }
+    return Py_NewRef(self->site);
+}
+
+static int
+CallBase_set_site(CallBase *self, PyObject *value, void *closure)
+{
+    if (value == NULL || !PyTuple_CheckExact(value) || PyTuple_GET_SIZE(value) != SITE_SIZE) {
+        PyErr_SetString(PyExc_TypeError, "a call's _site is a tuple (name, module, relpath, line, file, kind, "
+                                         "parameter names)");
+        return -1;
+    }
+    Py_XSETREF(self->site, Py_NewRef(value));
+    return 0;
+}
 
 static int
 CallBase_traverse(CallBase *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->children);
-    Py_VISIT(self->args);
-    if (self->argv != NULL)
+    if (self->flags & CALL_ARGV)
         for (int i = 0; i < self->argc; i++)
             Py_VISIT(self->argv[i]);
+    else
+        Py_VISIT(self->args);
+    Py_VISIT(self->site);
+    Py_VISIT(self->parent);
+    Py_VISIT(self->error);
+    Py_VISIT(self->pinned_url);
+    Py_VISIT(self->batch);
     return 0;
 }
 
@@ -1072,6 +1187,11 @@ CallBase_clear(CallBase *self)
 {
     Py_CLEAR(self->children);
     call_drop_args(self);
+    Py_CLEAR(self->site);
+    Py_CLEAR(self->parent);
+    Py_CLEAR(self->error);
+    Py_CLEAR(self->pinned_url);
+    Py_CLEAR(self->batch);
     return 0;
 }
 
@@ -1079,8 +1199,7 @@ static void
 CallBase_dealloc(CallBase *self)
 {
     PyObject_GC_UnTrack(self);
-    Py_CLEAR(self->children);
-    call_drop_args(self);
+    CallBase_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1088,6 +1207,12 @@ static PyMemberDef CallBase_members[] = {
     {"start_ns", T_LONGLONG, offsetof(CallBase, start_ns), 0, "when the call started, in ns of time.perf_counter_ns"},
     {"duration_ns", T_LONGLONG, offsetof(CallBase, duration_ns), 0, "how long it ran, in ns"},
     {"depth", T_INT, offsetof(CallBase, depth), 0, "0 for the root, its parent's depth + 1 below it"},
+    {"parent", T_OBJECT, offsetof(CallBase, parent), 0, "the call that made it (None for the root)"},
+    {"error", T_OBJECT, offsetof(CallBase, error), 0, "the exception's type name where it raised, else None"},
+    {"pinned_url", T_OBJECT, offsetof(CallBase, pinned_url), 0, "a loaded trace's saved link, else None"},
+    {"batch", T_OBJECT, offsetof(CallBase, batch), 0, "a DataLoader batch's send index, else None"},
+    {"open", T_BOOL, offsetof(CallBase, open), 0, "still running when recording stopped"},
+    {"resumed", T_BOOL, offsetof(CallBase, resumed), 0, "a generator or coroutine going on, not a new call"},
     {NULL},
 };
 
@@ -1097,6 +1222,22 @@ static PyGetSetDef CallBase_getset[] = {
     {"_args", (getter)CallBase_get_args, (setter)CallBase_set_args,
      "the summaries as recorded (a tuple, in the order of _arg_names), or the {name: summary} dict `args` made "
      "of them", NULL},
+    {"_arg_names", (getter)CallBase_get_arg_names, (setter)CallBase_set_arg_names,
+     "the parameter names _args goes with, None once `args` is a dict", NULL},
+    {"_site", (getter)CallBase_get_site, (setter)CallBase_set_site,
+     "(name, module, relpath, line, file, kind, parameter names), shared by the calls of one function", NULL},
+    {"name", (getter)CallBase_get_site_field, (setter)CallBase_set_site_field, "the function's name",
+     (void *)(intptr_t)SITE_NAME},
+    {"module", (getter)CallBase_get_site_field, (setter)CallBase_set_site_field, "its module",
+     (void *)(intptr_t)SITE_MODULE},
+    {"relpath", (getter)CallBase_get_site_field, (setter)CallBase_set_site_field,
+     "its file, relative to the installed package's root", (void *)(intptr_t)SITE_RELPATH},
+    {"line", (getter)CallBase_get_site_field, (setter)CallBase_set_site_field, "its first line",
+     (void *)(intptr_t)SITE_LINE},
+    {"file", (getter)CallBase_get_site_field, (setter)CallBase_set_site_field, "its file's path",
+     (void *)(intptr_t)SITE_FILE},
+    {"kind", (getter)CallBase_get_site_field, (setter)CallBase_set_site_field,
+     "python, builtin, aten, block, worker or thread", (void *)(intptr_t)SITE_KIND},
     {NULL},
 };
 
@@ -1106,9 +1247,9 @@ static PyTypeObject CallBase_Type = {
     .tp_basicsize = sizeof(CallBase),
     .tp_dealloc = (destructor)CallBase_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "The fields of a Call kept in C: start_ns, duration_ns and depth (integers), children "
-              "(a list, made when first read where the call has none yet) and _args (a tuple of the "
-              "summaries as recorded, made when first read).",
+    .tp_doc = "The fields of a Call, kept in C: what the calls of one function share is one tuple (_site), "
+              "start_ns, duration_ns and depth are integers, children a list made when first read where "
+              "the call has none, _args a tuple of the summaries as recorded, made when first read.",
     .tp_traverse = (traverseproc)CallBase_traverse,
     .tp_clear = (inquiry)CallBase_clear,
     .tp_members = CallBase_members,
@@ -1118,23 +1259,14 @@ static PyTypeObject CallBase_Type = {
 
 /* -- building the call tree ------------------------------------------------------------------------- */
 
-/* build_calls(): model._build_events' loop over the events, which it must match call for call. A slot
- * added to Call is set to None here; one that needs another value must be set here too. Calls are made as
- * Call.__new__(Call) makes them (zeroed), their CallBase fields written directly and their slots through
- * the slot descriptors' offsets. */
-
-enum { N_SLOTS = 12 };
-static const char *slot_names[N_SLOTS] = {
-    "name", "module", "relpath", "line", "kind", "_arg_names", "error", "parent", "file", "open", "resumed",
-    "pinned_url"};
-enum { S_NAME, S_MODULE, S_RELPATH, S_LINE, S_KIND, S_ARG_NAMES, S_ERROR, S_PARENT, S_FILE, S_OPEN, S_RESUMED,
-       S_PINNED };
+/* build_calls(): model._build_events' loop over the events, which it must match call for call. Calls are
+ * made as Call.__new__(Call) makes them (zeroed) and their CallBase fields written directly; a slot a
+ * subclass of Call adds is set to None. Each function's site is made once, kept in the info tables. */
 
 enum { MAX_OTHER_SLOTS = 16 };
 
 typedef struct {
     PyTypeObject *type;
-    Py_ssize_t off[N_SLOTS];
     Py_ssize_t other[MAX_OTHER_SLOTS];  /* Call's other slots (one added since this was written): None */
     int n_other;
     PyObject **stack;   /* open calls or markers, strong references */
@@ -1144,16 +1276,6 @@ typedef struct {
     PyObject *hidden, *dropped, *raised, *raised_here, *unwound, *empty;
 } Builder;
 
-#define SLOT(b, obj, i) (*(PyObject **)((char *)(obj) + (b)->off[i]))
-
-static void
-set_slot(Builder *b, PyObject *obj, int i, PyObject *value)
-{
-    PyObject **p = (PyObject **)((char *)obj + b->off[i]);
-    PyObject *old = *p;
-    *p = Py_NewRef(value);
-    Py_XDECREF(old);
-}
 
 static int
 builder_push(Builder *b, PyObject *entry, PyObject *key, Py_ssize_t depth)
@@ -1181,15 +1303,29 @@ builder_push(Builder *b, PyObject *entry, PyObject *key, Py_ssize_t depth)
     return 0;
 }
 
-/* What info_of(key) said of a code object or operator, asked once per key and kept in `table` (in the slot's
- * names): a borrowed tuple of `size` items, or NULL with an error set. */
+/* The site of a code object, operator or C function (name, module, relpath, line, file, kind, names), made
+ * once per key and kept in `table` (in the slot's names; the slot's keep says whether it is plumbing):
+ * borrowed, or NULL with an error set. `info` is info_of(key)'s tuple of `size` items, the positions of
+ * file, names and plumbing in it (-1: none; names absent: an empty tuple), or NULL: the key is a C
+ * function's (module, name). */
 static PyObject *
-builder_info(CodeTable *table, PyObject *key, PyObject *info_of, Py_ssize_t size, const char *what)
+builder_site(CodeTable *table, PyObject *key, PyObject *info_of, Py_ssize_t size, const char *what,
+             PyObject *kind_text, int file_at, int names_at, int plumbing_at, int *plumbing)
 {
     CodeSlot *slot = table_find(table, key);
-    if (slot->code == key)
+    if (slot->code == key) {
+        *plumbing = slot->keep;
         return slot->names;
-    PyObject *info = PyObject_CallOneArg(info_of, key);
+    }
+    PyObject *info;
+    if (info_of != NULL)
+        info = PyObject_CallOneArg(info_of, key);
+    else if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 2) {
+        PyErr_SetString(PyExc_TypeError, "build_calls: a C call's key is (module, name)");
+        return NULL;
+    }
+    else
+        info = Py_BuildValue("(OOOO)", PyTuple_GET_ITEM(key, 1), PyTuple_GET_ITEM(key, 0), Py_None, Py_None);
     if (info == NULL)
         return NULL;
     if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != size) {
@@ -1197,20 +1333,36 @@ builder_info(CodeTable *table, PyObject *key, PyObject *info_of, Py_ssize_t size
         PyErr_Format(PyExc_TypeError, "build_calls: %s must give a %zd-tuple", what, size);
         return NULL;
     }
-    if (table_remember(table, key, 1) < 0) {
-        Py_DECREF(info);
+    int is_plumbing = plumbing_at < 0 ? 0 : PyObject_IsTrue(PyTuple_GET_ITEM(info, plumbing_at));
+    PyObject *site = is_plumbing < 0 ? NULL : PyTuple_New(SITE_SIZE);
+    if (site != NULL) {
+        PyObject *items[SITE_SIZE] = {
+            PyTuple_GET_ITEM(info, 0), PyTuple_GET_ITEM(info, 1), PyTuple_GET_ITEM(info, 2),
+            PyTuple_GET_ITEM(info, 3), file_at < 0 ? Py_None : PyTuple_GET_ITEM(info, file_at), kind_text,
+            names_at < 0 ? NULL : PyTuple_GET_ITEM(info, names_at)};
+        for (int k = 0; k < SITE_SIZE; k++)
+            PyTuple_SET_ITEM(site, k, items[k] == NULL ? PyTuple_New(0) : Py_NewRef(items[k]));
+        if (PyTuple_GET_ITEM(site, SITE_NAMES) == NULL)
+            Py_CLEAR(site);
+    }
+    Py_DECREF(info);
+    if (site == NULL)
+        return NULL;
+    if (table_remember(table, key, is_plumbing) < 0) {
+        Py_DECREF(site);
         return NULL;
     }
-    table_find(table, key)->names = info;  /* the table owns it now */
-    return info;
+    table_find(table, key)->names = site;  /* the table owns it now */
+    *plumbing = is_plumbing;
+    return site;
 }
 
-/* A new call under the innermost open one, pushed; `info` gives name, module, relpath, line, file. Its
- * summaries are `args`, or where that is NULL the `argc` in `argv`, which the call takes (on failure too). */
+/* A new call under the innermost open one, pushed, at `site`. Its summaries are the `argc` in `argv`, which
+ * the call takes (on failure too), or else `args`: a tuple that goes with the site's names, or (final) what
+ * `args` reads as. */
 static PyObject *
-builder_open(Builder *b, PyObject *key, long long t, PyObject *kind_text, PyObject *name, PyObject *module,
-             PyObject *relpath, PyObject *line, PyObject *file, PyObject *args, PyObject **argv, int argc,
-             PyObject *arg_names, int resumed)
+builder_open(Builder *b, PyObject *key, long long t, PyObject *site, PyObject **argv, int argc, PyObject *args,
+             int final, int resumed)
 {
     PyObject *parent = b->stack[b->n - 1];
     Py_ssize_t depth = b->depths[b->n - 1] + 1;
@@ -1234,18 +1386,11 @@ builder_open(Builder *b, PyObject *key, long long t, PyObject *kind_text, PyObje
         call_take_argv(fields, argv, argc);
     else
         fields->args = Py_NewRef(args);
-    set_slot(b, call, S_NAME, name);
-    set_slot(b, call, S_MODULE, module);
-    set_slot(b, call, S_RELPATH, relpath);
-    set_slot(b, call, S_LINE, line);
-    set_slot(b, call, S_FILE, file);
-    set_slot(b, call, S_KIND, kind_text);
-    set_slot(b, call, S_ARG_NAMES, arg_names);
-    set_slot(b, call, S_ERROR, Py_None);
-    set_slot(b, call, S_PARENT, parent);
-    set_slot(b, call, S_OPEN, Py_False);
-    set_slot(b, call, S_RESUMED, resumed ? Py_True : Py_False);
-    set_slot(b, call, S_PINNED, Py_None);
+    if (final)
+        fields->flags |= CALL_ARGS_MADE;
+    fields->site = Py_NewRef(site);
+    fields->parent = Py_NewRef(parent);
+    fields->resumed = (char)resumed;
     for (int i = 0; i < b->n_other; i++) {
         PyObject **p = (PyObject **)((char *)call + b->other[i]);
         Py_XSETREF(*p, Py_NewRef(Py_None));
@@ -1279,7 +1424,7 @@ builder_raised(Builder *b, PyObject *call, PyObject *error, Py_ssize_t index)
     Py_XDECREF(entry);
     if (rc < 0)
         return -1;
-    set_slot(b, call, S_ERROR, here ? b->raised : error);
+    Py_XSETREF(((CallBase *)call)->error, Py_NewRef(here ? b->raised : error));
     return 0;
 }
 
@@ -1317,7 +1462,7 @@ builder_close(Builder *b, PyObject *key, long long t, PyObject *error, Py_ssize_
                 rc = truth < 0 ? -1 : truth ? builder_raised(b, entry, error, index) : 0;
             }
             if (rc == 0 && !done)
-                set_slot(b, entry, S_OPEN, Py_True);
+                ((CallBase *)entry)->open = 1;
         }
         Py_DECREF(entry);
         Py_DECREF(open_key);
@@ -1369,51 +1514,40 @@ build_calls(PyObject *module, PyObject *args)
                             Py_TYPE(events)->tp_name);
     Builder b = {0};
     b.type = (PyTypeObject *)call_type;
-    for (int i = 0; i < N_SLOTS; i++) {
-        PyObject *descr = PyObject_GetAttrString(call_type, slot_names[i]);
-        if (descr == NULL)
-            return NULL;
-        int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
-                 ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
-        if (ok)
-            b.off[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
-        Py_DECREF(descr);
-        if (!ok)
-            return PyErr_Format(PyExc_TypeError, "build_calls: Call.%s is not a slot", slot_names[i]);
-    }
     if (!PyType_IsSubtype(b.type, &CallBase_Type))
         return PyErr_Format(PyExc_TypeError, "build_calls: Call must derive from CallBase");
     if (!PyObject_TypeCheck(root, b.type))
         return PyErr_Format(PyExc_TypeError, "build_calls: the root must be a Call");
-    /* A slot of Call that this loop does not know gets None, so that no call is left without it. */
-    PyObject *slots = PyObject_GetAttrString(call_type, "__slots__");
-    if (slots == NULL)
-        return NULL;
-    PyObject *names = PySequence_Tuple(slots);
-    Py_DECREF(slots);
-    if (names == NULL)
-        return NULL;
-    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(names); j++) {
-        PyObject *name = PyTuple_GET_ITEM(names, j);
-        int known = 0;
-        for (int i = 0; i < N_SLOTS && !known; i++)
-            known = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, slot_names[i]) == 0;
-        if (known)
-            continue;
-        PyObject *descr = PyObject_GetAttr(call_type, name);
-        int ok = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
-                 ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX && b.n_other < MAX_OTHER_SLOTS;
-        if (ok)
-            b.other[b.n_other++] = ((PyMemberDescrObject *)descr)->d_member->offset;
-        Py_XDECREF(descr);
-        if (!ok) {
-            Py_DECREF(names);
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "build_calls: a slot of Call it cannot set");
+    /* A slot that a class between Call and CallBase declares gets None, so that no call is left without it. */
+    PyObject *mro = b.type->tp_mro;
+    for (Py_ssize_t m = 0; mro != NULL && m < PyTuple_GET_SIZE(mro); m++) {
+        PyTypeObject *cls = (PyTypeObject *)PyTuple_GET_ITEM(mro, m);
+        if (cls == &CallBase_Type)
+            break;
+        PyObject *slots = cls->tp_dict == NULL ? NULL : PyDict_GetItemString(cls->tp_dict, "__slots__");
+        PyObject *names = slots == NULL ? PyTuple_New(0) :
+                          PyUnicode_Check(slots) ? PyTuple_Pack(1, slots) : PySequence_Tuple(slots);
+        if (names == NULL)
             return NULL;
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(names); j++) {
+            PyObject *name = PyTuple_GET_ITEM(names, j);
+            if (PyUnicode_Check(name) && (PyUnicode_CompareWithASCIIString(name, "__weakref__") == 0 ||
+                                          PyUnicode_CompareWithASCIIString(name, "__dict__") == 0))
+                continue;
+            PyObject *descr = PyUnicode_Check(name) ? PyDict_GetItemWithError(cls->tp_dict, name) : NULL;
+            int ok = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                     ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX && b.n_other < MAX_OTHER_SLOTS;
+            if (ok)
+                b.other[b.n_other++] = ((PyMemberDescrObject *)descr)->d_member->offset;
+            else {
+                Py_DECREF(names);
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "build_calls: a slot of Call it cannot set");
+                return NULL;
+            }
         }
+        Py_DECREF(names);
     }
-    Py_DECREF(names);
     long k_call = constant_long(constants, "CALL"), k_resume = constant_long(constants, "RESUME"),
          k_return = constant_long(constants, "RETURN"), k_c_call = constant_long(constants, "C_CALL"),
          k_c_return = constant_long(constants, "C_RETURN"), k_truncated = constant_long(constants, "TRUNCATED"),
@@ -1430,7 +1564,7 @@ build_calls(PyObject *module, PyObject *args)
     b.stack = PyMem_Malloc(b.cap * sizeof(PyObject *));
     b.keys = PyMem_Malloc(b.cap * sizeof(PyObject *));
     b.depths = PyMem_Malloc(b.cap * sizeof(Py_ssize_t));
-    CodeTable infos = {0}, aten_infos = {0};
+    CodeTable infos = {0}, aten_infos = {0}, builtin_sites = {0};
     PyObject *out = NULL;
     Py_ssize_t n_hidden = 0, in_aten = 0;  /* in_aten: inside an operator, the dispatcher's Python is skipped */
     int truncated = 0;
@@ -1440,7 +1574,8 @@ build_calls(PyObject *module, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    if (table_init(&infos) < 0 || table_init(&aten_infos) < 0 || builder_push(&b, root, Py_None, 0) < 0)
+    if (table_init(&infos) < 0 || table_init(&aten_infos) < 0 || table_init(&builtin_sites) < 0 ||
+            builder_push(&b, root, Py_None, 0) < 0)
         goto done;
 
     /* The events stay alive through the loop: Python code it calls (info_of) appends nothing to them. */
@@ -1482,11 +1617,10 @@ build_calls(PyObject *module, PyObject *args)
         if (in_aten && kind != k_aten_call && kind != k_aten_return && kind != k_truncated)
             continue;
         if (kind == k_call || kind == k_resume) {
-            PyObject *info = builder_info(&infos, what, info_of, 7, "info_of(code)");
-            if (info == NULL)
-                goto done;
-            int plumbing = PyObject_IsTrue(PyTuple_GET_ITEM(info, 6));
-            if (plumbing < 0)
+            int plumbing;
+            PyObject *site = builder_site(&infos, what, info_of, 7, "info_of(code)", python_text, 4, 5, 6,
+                                          &plumbing);
+            if (site == NULL)
                 goto done;
             if (plumbing || parent == dropped) {
                 if (builder_push(&b, dropped, what, 0) < 0)
@@ -1517,12 +1651,9 @@ build_calls(PyObject *module, PyObject *args)
                     for (int i = 0; i < argc; i++)
                         argv[i] = Py_NewRef(e->args[i]);
             }
-            PyObject *call_args = extra == Py_None ? b.empty : extra;
-            PyObject *call_names = pooled || extra != Py_None ? PyTuple_GET_ITEM(info, 5) : b.empty;
-            PyObject *opened = builder_open(&b, what, t, python_text, PyTuple_GET_ITEM(info, 0),
-                                            PyTuple_GET_ITEM(info, 1), PyTuple_GET_ITEM(info, 2),
-                                            PyTuple_GET_ITEM(info, 3), PyTuple_GET_ITEM(info, 4), call_args,
-                                            argv, argc, call_names, kind == k_resume);
+            /* no summaries (args=False, or a resumption: shown where it started): an empty tuple */
+            PyObject *opened = builder_open(&b, what, t, site, argv, argc, extra == Py_None ? b.empty : extra, 0,
+                                            kind == k_resume);
             if (opened == NULL)
                 goto done;
         }
@@ -1558,12 +1689,10 @@ build_calls(PyObject *module, PyObject *args)
                 n_hidden++;
                 continue;
             }
-            if (!PyTuple_Check(what) || PyTuple_GET_SIZE(what) != 2) {
-                PyErr_SetString(PyExc_TypeError, "build_calls: a C call's key is (module, name)");
-                goto done;
-            }
-            if (builder_open(&b, what, t, builtin_text, PyTuple_GET_ITEM(what, 1), PyTuple_GET_ITEM(what, 0),
-                             Py_None, Py_None, Py_None, b.empty, NULL, 0, b.empty, 0) == NULL)
+            int plumbing;
+            PyObject *site = builder_site(&builtin_sites, what, NULL, 4, "a C call's key", builtin_text, -1, -1,
+                                          -1, &plumbing);
+            if (site == NULL || builder_open(&b, what, t, site, NULL, 0, b.empty, 0, 0) == NULL)
                 goto done;
         }
         else if (kind == k_aten_call) {
@@ -1580,28 +1709,20 @@ build_calls(PyObject *module, PyObject *args)
                 n_hidden++;
                 continue;
             }
-            PyObject *info = builder_info(&aten_infos, what, aten_info_of, 5, "aten_info_of(op)");
-            if (info == NULL)
+            int plumbing;
+            PyObject *site = builder_site(&aten_infos, what, aten_info_of, 5, "aten_info_of(op)", aten_text, -1, 4,
+                                          -1, &plumbing);
+            if (site == NULL)
                 goto done;
-            /* Call(name, namespace, relpath, line, "aten", extra, ...): positional summaries keep the
-             * schema's names beside them; a dict (or nothing) is the args itself */
-            PyObject *call_args, *call_names;
-            if (PyTuple_CheckExact(extra)) {
-                call_args = Py_NewRef(extra);
-                call_names = PyTuple_GET_ITEM(info, 4);
-            }
-            else {
-                int truth = PyObject_IsTrue(extra);
-                if (truth < 0)
-                    goto done;
-                call_args = truth ? Py_NewRef(extra) : PyDict_New();
-                call_names = Py_None;
-                if (call_args == NULL)
-                    goto done;
-            }
-            PyObject *opened = builder_open(&b, what, t, aten_text, PyTuple_GET_ITEM(info, 0), PyTuple_GET_ITEM(info, 1),
-                                            PyTuple_GET_ITEM(info, 2), PyTuple_GET_ITEM(info, 3), Py_None,
-                                            call_args, NULL, 0, call_names, 0);
+            /* positional summaries go with the schema's names (the site's); a dict (or nothing) is the args
+             * itself */
+            int positional = PyTuple_CheckExact(extra), truth = positional ? 1 : PyObject_IsTrue(extra);
+            if (truth < 0)
+                goto done;
+            PyObject *call_args = positional || truth ? Py_NewRef(extra) : PyDict_New();
+            if (call_args == NULL)
+                goto done;
+            PyObject *opened = builder_open(&b, what, t, site, NULL, 0, call_args, !positional, 0);
             Py_DECREF(call_args);
             if (opened == NULL)
                 goto done;
@@ -1642,6 +1763,8 @@ done:
         table_free(&infos);
     if (aten_infos.slots != NULL)
         table_free(&aten_infos);
+    if (builtin_sites.slots != NULL)
+        table_free(&builtin_sites);
     Py_XDECREF(b.raised);
     Py_XDECREF(b.raised_here);
     Py_XDECREF(b.unwound);

@@ -75,8 +75,8 @@ def from_dict(data: dict, origin: str = "the data") -> Trace:
                              "'id' equal to their position and 'parent' the id of an earlier call (null for the root)")
         fields = _checked_row(row, index, origin)
         parent = calls[parent_id] if parent_id is not None else None
-        call = Call(fields["name"], parent=parent)
-        for field in FIELDS:
+        call = Call(fields["name"], fields["module"], fields["relpath"], fields["line"], fields["kind"], parent=parent)
+        for field in FIELDS[5:]:  # the first five are the call's site, given above in one go
             setattr(call, field, fields[field])
         call.pinned_url = fields["url"]
         if parent is not None:
