@@ -749,6 +749,28 @@ def test_objects_the_program_froze_stay_frozen(sample):
         gc.unfreeze()
 
 
+def test_a_summariser_changed_between_traces_is_the_one_used(sample, backend, monkeypatch):
+    """The C callbacks remember what summary._fast_by_type says of a type in front of the dict: a change to
+    it (here a new summariser for a type already seen) is what the next call gets."""
+    from tracer.record import summary
+
+    class Thing:  # what sample.tally takes: keys to count
+        def __iter__(self):
+            return iter(())
+
+        def __len__(self):
+            return 0
+
+    for text in ("Thing", "a changed Thing"):
+        if text != "Thing":  # as summarise() files a type on first sight: its summariser, and what C reads
+            monkeypatch.setitem(summary._by_type, Thing, summary._named(text))
+            monkeypatch.setitem(summary._fast_by_type, Thing, text)
+        with tracer.trace(include=("sample",), backend=backend) as t:
+            for _ in range(3):
+                sample.tally(Thing())
+        assert [c.args for c in t.find("tally")] == [{"keys": text}] * 3
+
+
 def test_a_call_without_children_gets_its_list_when_first_read(sample, backend):
     """The build makes no list for a call without children (CallBase, in C): reading `children` makes it,
     the call keeps it, and it takes appends as any call's list does."""

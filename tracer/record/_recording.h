@@ -750,12 +750,61 @@ sized_text(PyTypeObject *type, PyObject *name, Py_ssize_t n)
  *   by_type   summary._by_type (or NULL): type -> its summariser, called (an Exception from it gives the
  *             type's __name__, as summarise does);
  *   summarise summary.summarise, for a type seen for the first time (it fills both dicts). */
+/* What `fast` says of a type, remembered in front of the dict: direct-mapped by the type, each entry good
+ * while the dict's version tag is the one it was read at (any change to the dict gives it a new tag). The
+ * entries hold references to the type and the answer, as the dict does. Borrowed, or NULL (not there, or an
+ * error set). */
+enum { TYPE_SLOTS = 256 };
+
+typedef struct {
+    PyObject *type;  /* NULL for an empty entry */
+    PyObject *how;
+    uint64_t version;
+} TypeEntry;
+
+static TypeEntry type_entries[TYPE_SLOTS];
+
+#if PY_VERSION_HEX < 0x030E0000  /* the tag is there through 3.13 (deprecated from 3.12, not yet gone) */
+#define FAST_BY_TYPE_CACHE 1
+static inline uint64_t
+dict_version(PyObject *dict)
+{
+    _Py_COMP_DIAG_PUSH
+    _Py_COMP_DIAG_IGNORE_DEPR_DECLS
+    return ((PyDictObject *)dict)->ma_version_tag;
+    _Py_COMP_DIAG_POP
+}
+#endif
+
+static PyObject *
+fast_how(PyObject *fast, PyObject *type)
+{
+#ifdef FAST_BY_TYPE_CACHE
+    uint64_t version = dict_version(fast);
+    TypeEntry *e = &type_entries[((uintptr_t)type >> 4) & (TYPE_SLOTS - 1)];
+    if (e->type == type && e->version == version)
+        return e->how;
+    PyObject *how = PyDict_GetItemWithError(fast, type);  /* borrowed */
+    if (how == NULL || !PyDict_CheckExact(fast) || dict_version(fast) != version)
+        return how;  /* a key whose comparison ran code that changed the dict: not remembered */
+    PyObject *old_type = e->type, *old_how = e->how;
+    e->type = Py_NewRef(type);
+    e->how = Py_NewRef(how);
+    e->version = version;
+    Py_XDECREF(old_type);
+    Py_XDECREF(old_how);
+    return how;
+#else
+    return PyDict_GetItemWithError(fast, type);
+#endif
+}
+
 static PyObject *
 summarise_value(PyObject *summarise, PyObject *by_type, PyObject *fast, PyObject *value)
 {
     PyObject *kind = (PyObject *)Py_TYPE(value);
     if (fast != NULL) {
-        PyObject *how = PyDict_GetItemWithError(fast, kind);  /* borrowed */
+        PyObject *how = fast_how(fast, kind);  /* borrowed */
         if (how != NULL) {
             if (PyUnicode_CheckExact(how))
                 return Py_NewRef(how);
