@@ -814,7 +814,7 @@ def test_the_tree_is_the_same_where_the_c_module_is_not_built(sample):
         bases.append(base)
     assert trees[0] == trees[1] and len(trees[0]) > 10
     assert bases[1] == "_PythonCallBase"
-    assert bases[0] == ("CallBase" if tracer.model.USE_C_BUILD else "_PythonCallBase")
+    assert bases[0] == ("_PythonCallBase" if tracer.model._fast is None else "CallBase")
 
 
 _fast = tracer.model._fast
