@@ -7,8 +7,9 @@
  *   now_ns        the clock of time.perf_counter_ns, so that times compare with the Recording's
  *                 start and stop stamps: read from the TSC where that is the kernel's clock too.
  *   EventLog      the events, (kind, what, t, extra) each, as C structs; record_event pushes one.
- *   CallBase      model.Call's base: start_ns, duration_ns and depth as C integers, and children, a list
- *                 made when first read where the build left none (a call without children).
+ *   CallBase      model.Call's fields: what the calls of one function share as one tuple (its site),
+ *                 start_ns, duration_ns and depth as C integers, children a list made when first read
+ *                 where the build left none, the summaries as the recorder's array until first read.
  *   ExitGuard     Trace.__exit__, which takes the hooks off even when an interrupt cuts it short;
  *   EnterGuard    Trace.__enter__, which leaves none on if an interrupt lands after they went on.
  */
