@@ -742,15 +742,6 @@ sized_text(PyTypeObject *type, PyObject *name, Py_ssize_t n)
     return Py_NewRef(*slot);
 }
 
-/* summary.summarise(value), without calling Python for the common types:
- *   fast      summary._fast_by_type (or NULL): type -> a str (every value's summary), a dict (the shared
- *             {value: summary} its summariser fills: ints, bools, None, short strings), (name,) for
- *             "name[len]" (the built-in containers) or (None, summary._tensor) for a plain tensor (see
- *             summarise_tensor). Each entry comes from the type's own summariser, so the text is the one
- *             it would give.
- *   by_type   summary._by_type (or NULL): type -> its summariser, called (an Exception from it gives the
- *             type's __name__, as summarise does);
- *   summarise summary.summarise, for a type seen for the first time (it fills both dicts). */
 /* What `fast` says of a type, remembered in front of the dict: direct-mapped by the type, each entry good
  * while the dict's version tag is the one it was read at (any change to the dict gives it a new tag). The
  * entries hold references to the type and the answer, as the dict does. Borrowed, or NULL (not there, or an
@@ -800,6 +791,15 @@ fast_how(PyObject *fast, PyObject *type)
 #endif
 }
 
+/* summary.summarise(value), without calling Python for the common types:
+ *   fast      summary._fast_by_type (or NULL): type -> a str (every value's summary), a dict (the shared
+ *             {value: summary} its summariser fills: ints, bools, None, short strings), (name,) for
+ *             "name[len]" (the built-in containers) or (None, summary._tensor) for a plain tensor (see
+ *             summarise_tensor). Each entry comes from the type's own summariser, so the text is the one
+ *             it would give.
+ *   by_type   summary._by_type (or NULL): type -> its summariser, called (an Exception from it gives the
+ *             type's __name__, as summarise does);
+ *   summarise summary.summarise, for a type seen for the first time (it fills both dicts). */
 static PyObject *
 summarise_value(PyObject *summarise, PyObject *by_type, PyObject *fast, PyObject *value)
 {
@@ -1072,19 +1072,25 @@ call_take_argv(CallBase *c, PyObject **argv, int argc)
     c->flags |= CALL_ARGV;
 }
 
+/* The call's summaries become `value` (a new reference taken; NULL: none), the old ones released after:
+ * their release may run code. */
 static void
-call_drop_args(CallBase *c)
+call_replace_args(CallBase *c, PyObject *value)
 {
+    PyObject *old = NULL, **argv = NULL;
+    int argc = 0;
     if (c->flags & CALL_ARGV) {
-        PyObject **argv = c->argv;
-        int argc = c->argc;
-        c->argv = NULL;
+        argv = c->argv;
+        argc = c->argc;
         c->argc = 0;
         c->flags &= ~CALL_ARGV;
-        args_free(argv, argc);
     }
     else
-        Py_CLEAR(c->args);
+        old = c->args;
+    c->args = Py_XNewRef(value);
+    Py_XDECREF(old);
+    if (argv != NULL)
+        args_free(argv, argc);
 }
 
 static PyObject *
@@ -1112,20 +1118,7 @@ CallBase_get_args(CallBase *self, void *closure)
 static int
 CallBase_set_args(CallBase *self, PyObject *value, void *closure)
 {
-    PyObject *old = NULL, **argv = NULL;  /* released after the new value is in: their release may run code */
-    int argc = 0;
-    if (self->flags & CALL_ARGV) {
-        argv = self->argv;
-        argc = self->argc;
-        self->argc = 0;
-        self->flags &= ~CALL_ARGV;
-    }
-    else
-        old = self->args;
-    self->args = Py_XNewRef(value);
-    Py_XDECREF(old);
-    if (argv != NULL)
-        args_free(argv, argc);
+    call_replace_args(self, value);
     return 0;
 }
 
@@ -1236,7 +1229,7 @@ static int
 CallBase_clear(CallBase *self)
 {
     Py_CLEAR(self->children);
-    call_drop_args(self);
+    call_replace_args(self, NULL);
     Py_CLEAR(self->site);
     Py_CLEAR(self->parent);
     Py_CLEAR(self->error);
@@ -1317,7 +1310,7 @@ enum { MAX_OTHER_SLOTS = 16 };
 
 typedef struct {
     PyTypeObject *type;
-    Py_ssize_t other[MAX_OTHER_SLOTS];  /* Call's other slots (one added since this was written): None */
+    Py_ssize_t other[MAX_OTHER_SLOTS];  /* the slots subclasses of CallBase add: set to None */
     int n_other;
     PyObject **stack;   /* open calls or markers, strong references */
     PyObject **keys;    /* what each opened with, strong references (None for the root) */
@@ -1355,9 +1348,9 @@ builder_push(Builder *b, PyObject *entry, PyObject *key, Py_ssize_t depth)
 
 /* The site of a code object, operator or C function (name, module, relpath, line, file, kind, names), made
  * once per key and kept in `table` (in the slot's names; the slot's keep says whether it is plumbing):
- * borrowed, or NULL with an error set. `info` is info_of(key)'s tuple of `size` items, the positions of
- * file, names and plumbing in it (-1: none; names absent: an empty tuple), or NULL: the key is a C
- * function's (module, name). */
+ * borrowed, or NULL with an error set. info_of(key) gives a tuple of `size` items, with file, names and
+ * plumbing at the positions given (-1: none; no names: an empty tuple); info_of NULL: the key is a C
+ * function's (module, name), its site made from that. */
 static PyObject *
 builder_site(CodeTable *table, PyObject *key, PyObject *info_of, Py_ssize_t size, const char *what,
              PyObject *kind_text, int file_at, int names_at, int plumbing_at, int *plumbing)
