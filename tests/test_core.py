@@ -882,3 +882,45 @@ def test_a_build_that_fails_leaves_the_collector_sound(sample, monkeypatch):
     alive = {id(o) for o in gc.get_objects()}
     assert all(id(o) in alive for o in young)
     gc.collect()
+
+
+def _populates():
+    """Whether this system makes an arena present in one call (madvise MADV_POPULATE_WRITE: Linux 5.14)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    release = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return release is not None and tuple(map(int, release.groups())) >= (5, 14)
+
+
+@pytest.mark.skipif(getattr(_fast, "arenas_wrapped", None) is None or not tracer.model.USE_C_BUILD,
+                    reason="the C module is not built here, or the build runs in Python")
+@pytest.mark.parametrize("fails", [False, True], ids=["built", "failed"])
+def test_the_arena_wrapper_is_there_only_while_a_large_tree_is_built(sample, monkeypatch, fails):
+    """build_calls wraps the arena allocator while it builds a large tree (_arenas.h), and puts it back
+    when it returns, an error too; a small tree leaves it be. Read from info_of, which runs inside."""
+    from tracer.record import Recording
+    seen = []
+    python_info = tracer.model._python_info
+
+    def probed(*a, **k):
+        seen.append(_fast.arenas_wrapped())
+        if fails and large and len(seen) == 2:
+            raise RuntimeError("info_of failed")
+        return python_info(*a, **k)
+    monkeypatch.setattr(tracer.model, "_python_info", probed)
+    for repeat, large in ((1, False), (1_500, True)):
+        rec = Recording(include=("sample",))
+        rec.start()
+        for _ in range(repeat):
+            sample.outer(3)
+        rec.stop()
+        assert (len(rec.events) >= 10_000) is large
+        seen.clear()
+        if fails and large:
+            with pytest.raises(RuntimeError, match="info_of failed"):
+                tracer.model.build(rec)
+        else:
+            root, _ = tracer.model.build(rec)
+            assert len(root.children) == repeat
+        assert seen and _fast.arenas_wrapped() is False
+        assert set(seen) == {large and _populates()}

@@ -669,6 +669,7 @@ static PyMethodDef module_methods[] = {
     BUILD_CALLS_METHOD,
     CALIBRATE_CLOCK_METHOD,
     YOUNG_METHODS,
+    ARENAS_METHODS,
     SUMMARISE_VALUES_METHOD,
     {NULL},
 };

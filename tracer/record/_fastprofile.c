@@ -719,6 +719,7 @@ static PyMethodDef module_methods[] = {
     CALIBRATE_CLOCK_METHOD,
     SUMMARISE_VALUES_METHOD,
     YOUNG_METHODS,
+    ARENAS_METHODS,
     {NULL},
 };
 

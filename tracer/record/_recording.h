@@ -21,6 +21,8 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include "_arenas.h"
+
 /* The clock of time.perf_counter_ns (CLOCK_MONOTONIC). */
 static inline long long
 perf_ns(void)
@@ -1307,6 +1309,9 @@ static PyTypeObject CallBase_Type = {
  * subclass of Call adds is set to None. Each function's site is made once, kept in the info tables. */
 
 enum { MAX_OTHER_SLOTS = 16 };
+/* From this many events on, the tree's new arenas are made present as they are made (_arenas.h); a smaller
+ * tree (under about 600 KiB) mostly fits in what the allocator already has. */
+enum { POPULATE_MIN_EVENTS = 10000 };
 
 typedef struct {
     PyTypeObject *type;
@@ -1610,7 +1615,7 @@ build_calls(PyObject *module, PyObject *args)
     CodeTable infos = {0}, aten_infos = {0}, builtin_sites = {0};
     PyObject *out = NULL;
     Py_ssize_t n_hidden = 0, in_aten = 0;  /* in_aten: inside an operator, the dispatcher's Python is skipped */
-    int truncated = 0;
+    int truncated = 0, populated = 0;
     if (b.raised == NULL || b.raised_here == NULL || b.unwound == NULL || b.empty == NULL)
         goto done;
     if (b.stack == NULL || b.keys == NULL || b.depths == NULL) {
@@ -1623,6 +1628,8 @@ build_calls(PyObject *module, PyObject *args)
 
     /* The events stay alive through the loop: Python code it calls (info_of) appends nothing to them. */
     Py_ssize_t n_events = from_log ? LOG_SIZE(events) : PyList_GET_SIZE(events);
+    if (n_events >= POPULATE_MIN_EVENTS)  /* a tree that fills new arenas: see _arenas.h */
+        populated = arenas_wrap();
     for (Py_ssize_t index = 0; index < n_events; index++) {
         long kind;
         long long t;
@@ -1795,6 +1802,8 @@ build_calls(PyObject *module, PyObject *args)
     }
     out = Py_BuildValue("(NNnOO)", stack, keys, n_hidden, b.unwound, truncated ? Py_True : Py_False);
 done:
+    if (populated)
+        arenas_unwrap();
     for (Py_ssize_t i = 0; i < b.n; i++) {
         Py_DECREF(b.stack[i]);
         Py_DECREF(b.keys[i]);
