@@ -924,3 +924,38 @@ def test_the_arena_wrapper_is_there_only_while_a_large_tree_is_built(sample, mon
             assert len(root.children) == repeat
         assert seen and _fast.arenas_wrapped() is False
         assert set(seen) == {large and _populates()}
+
+
+def test_an_int_not_seen_yet_reads_as_its_repr_with_no_python_call_from_c(sample, backend, monkeypatch):
+    """An int's summary is its repr, one text per value shared through the summariser's dict. The C
+    callbacks make a new value's text themselves and file it there, calling the summariser only to empty
+    a full dict (summary._shared): the same texts, with no Python call for each int not seen yet."""
+    from tracer.record import summary
+    summary.summarise(0)  # the int summariser is made and filed on first sight
+    texts, limit = summary._fast_by_type[int]
+    shared, called = summary._by_type[int], []
+
+    def counted(value):
+        called.append(value)
+        return shared(value)
+    monkeypatch.setitem(summary._by_type, int, counted)
+    values = [10**15 + 7 * i for i in range(limit + 50)]  # not seen before; past the limit, the dict empties
+    with tracer.trace(include=("sample",), backend=backend) as t:
+        for value in values:
+            sample.helper(value)
+    assert [c.args["x"] for c in t.find("helper")] == [repr(v) for v in values]
+    assert len(texts) <= limit and texts[values[-1]] == repr(values[-1])
+    if C_MODULES[backend].USE_C:
+        assert 1 <= len(called) <= 2  # only where the dict was full
+    else:
+        assert called == values
+
+
+def test_an_int_too_long_to_write_out_reads_as_its_size(sample, backend):
+    """repr raises for an int of more digits than sys.get_int_max_str_digits() allows: its summary is its
+    size, and the call is recorded as any other (the trace used to lose it, or raise into the program)."""
+    huge = 10 ** 5000
+    with tracer.trace(include=("sample",), backend=backend) as t:
+        sample.Shape(huge)
+        sample.Shape(3)
+    assert [c.args["n"] for c in t.find("Shape.__init__")] == [f"int[{huge.bit_length()} bits]", "3"]

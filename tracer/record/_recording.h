@@ -795,10 +795,11 @@ fast_how(PyObject *fast, PyObject *type)
 
 /* summary.summarise(value), without calling Python for the common types:
  *   fast      summary._fast_by_type (or NULL): type -> a str (every value's summary), a dict (the shared
- *             {value: summary} its summariser fills: ints, bools, None, short strings), (name,) for
- *             "name[len]" (the built-in containers) or (None, summary._tensor) for a plain tensor (see
- *             summarise_tensor). Each entry comes from the type's own summariser, so the text is the one
- *             it would give.
+ *             {value: summary} its summariser fills: bools, None, short strings), (texts, limit) for ints
+ *             (that dict, and a new value's text is its repr, filed while the dict holds fewer than limit),
+ *             (name,) for "name[len]" (the built-in containers) or (None, summary._tensor) for a plain
+ *             tensor (see summarise_tensor). Each entry comes from the type's own summariser, so the text is
+ *             the one it would give.
  *   by_type   summary._by_type (or NULL): type -> its summariser, called (an Exception from it gives the
  *             type's __name__, as summarise does);
  *   summarise summary.summarise, for a type seen for the first time (it fills both dicts). */
@@ -821,6 +822,31 @@ summarise_value(PyObject *summarise, PyObject *by_type, PyObject *fast, PyObject
             }
             else if (PyTuple_CheckExact(how) && PyTuple_GET_SIZE(how) == 2 && PyTuple_GET_ITEM(how, 0) == Py_None)
                 return summarise_tensor(value, PyTuple_GET_ITEM(how, 1));  /* (None, summary._tensor) */
+            else if (PyTuple_CheckExact(how) && PyTuple_GET_SIZE(how) == 2 &&
+                     PyDict_CheckExact(PyTuple_GET_ITEM(how, 0))) {  /* (texts, limit): ints */
+                PyObject *texts = PyTuple_GET_ITEM(how, 0);
+                PyObject *text = PyDict_GetItemWithError(texts, value);
+                if (text != NULL)
+                    return Py_NewRef(text);
+                if (PyErr_Occurred())
+                    return NULL;
+                Py_ssize_t limit = PyLong_AsSsize_t(PyTuple_GET_ITEM(how, 1));
+                if (limit == -1 && PyErr_Occurred())
+                    return NULL;
+                /* a value not seen yet is its repr, filed as the summariser files it; the summariser itself
+                 * empties a full dict (and handles an int too long to write out) */
+                if (PyLong_CheckExact(value) && PyDict_GET_SIZE(texts) < limit) {
+                    if ((text = PyObject_Repr(value)) != NULL) {
+                        if (PyDict_SetItem(texts, value, text) == 0)
+                            return text;
+                        Py_DECREF(text);
+                        return NULL;
+                    }
+                    if (!PyErr_ExceptionMatches(PyExc_Exception))
+                        return NULL;
+                    PyErr_Clear();
+                }
+            }
             else if (PyTuple_CheckExact(how) && PyTuple_GET_SIZE(how) == 1 &&
                      PyUnicode_Check(PyTuple_GET_ITEM(how, 0))) {
                 Py_ssize_t n = PyObject_Length(value);  /* a built-in container's: cannot fail */

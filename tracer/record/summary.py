@@ -1,7 +1,8 @@
 """Argument summaries: what a value is, in a few characters, without ever calling its repr.
 
 A tensor reads ``f32[2, 3] cpu`` (``requires_grad`` appended when set), a Module its class name,
-a container its type and length, a scalar or short string itself, anything else its type name.
+a container its type and length, a scalar or short string itself (an int too long to write out its
+size, ``int[16610 bits]``), anything else its type name.
 Only torch's own value types (dtype, device, Size) are turned into text by str(); user objects
 never are, because a repr may be slow, print, or run the traced code again.
 """
@@ -19,7 +20,8 @@ _MAX_STR = 40
 _by_type: dict[type, object] = {}
 # What the C callbacks may do for a type without calling its summariser, from the same summariser:
 # a str (every value of the type has that summary), a dict (the shared {value: summary} the summariser
-# fills) or a 1-tuple (name,) for "name[len]". Filled beside _by_type; the Python path never reads it.
+# fills), (that dict, its limit) where a new value's summary is its repr (ints), a 1-tuple (name,) for
+# "name[len]", or (None, _tensor) for a plain tensor. Filled beside _by_type; the Python path never reads it.
 _fast_by_type: dict[type, object] = {}
 
 
@@ -136,18 +138,30 @@ def _string(value: str) -> str:
     return repr(value) if len(value) <= _MAX_STR else f"str[{len(value)}]"
 
 
-def _shared(fn):
-    """fn, with one string per distinct value: recording keeps many copies of the same few summaries."""
+def _int_text(value: int) -> str:
+    try:
+        return repr(value)
+    except ValueError:  # more digits than sys.get_int_max_str_digits() lets an int be written with
+        return f"int[{value.bit_length()} bits]"
+
+
+def _shared(fn, new_is_repr=False):
+    """fn, with one string per distinct value: recording keeps many copies of the same few summaries.
+
+    new_is_repr: fn is repr where repr succeeds (ints), so the C callbacks make a new value's text
+    themselves (no Python call for each int not seen yet): they file it as this does, while the dict holds
+    fewer than the limit, and call this to empty a full one or for an int too long to write out."""
     texts: dict = {}
+    limit = _MAX_SHARED
 
     def shared(value):
         text = texts.get(value)
         if text is None:
-            if len(texts) >= _MAX_SHARED:
+            if len(texts) >= limit:
                 texts.clear()
             text = texts[value] = fn(value)
         return text
-    shared.fast = texts
+    shared.fast = (texts, limit) if new_is_repr else texts
     return shared
 
 
@@ -194,7 +208,9 @@ def _summariser_for(kind: type):
 
 def _unguarded_summariser_for(kind: type):
     """(summariser, whether it can never raise)."""
-    if kind in (int, bool, type(None)):  # one dict per type: True == 1 (floats not at all: 0.0 == -0.0)
+    if kind is int:  # one dict per type: True == 1 (floats not at all: 0.0 == -0.0)
+        return _shared(_int_text, new_is_repr=True), True
+    if kind in (bool, type(None)):
         return _shared(repr), True
     if kind in _SCALARS:
         return repr, True
