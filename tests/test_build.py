@@ -160,3 +160,28 @@ def test_a_calls_summaries_are_released_with_it(sample):
     finally:
         tracemalloc.stop()
     assert grown < 20_000, grown
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the aten layer needs torch")
+def test_positional_summaries_past_an_operators_schema_are_named_by_position(monkeypatch):
+    """The aten layer keeps positional summaries without checking them against the schema (the dispatcher
+    passes no more than it names): should more come, Call.args names them arg<i> rather than drop them."""
+    import torch
+    from tracer.record.events import ATEN_CALL
+
+    rec = Recording(layers=("aten",), include=("torch",))
+    rec.start()
+    try:
+        torch.ones(3).select(0, 1)
+    finally:
+        rec.stop()
+    events = list(rec.events)
+    (i,) = [k for k, e in enumerate(events) if e[0] == ATEN_CALL and "select" in str(e[1])]
+    kind, op, t, extra = events[i]
+    events[i] = (kind, op, t, (*extra, "9"))
+    rec.events = events
+    for use_c in (True, False):
+        monkeypatch.setattr(model, "USE_C_BUILD", use_c)
+        root, _ = model.build(rec)
+        (select,) = [c for c in root.walk() if "select" in c.name]
+        assert select.args == {"self": "f32[3] cpu", "dim": "0", "index": "1", "arg3": "9"}

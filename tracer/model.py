@@ -90,7 +90,10 @@ class Call(CallBase):
         """{parameter name: summary} (``{"input": "f32[2, 3] cpu"}``); {} where none were recorded."""
         names = self._arg_names
         if names is not None:  # not read yet: the summaries as recorded, None for an unbound parameter
-            self._args = {name: text for name, text in zip(names, self._args) if text is not None}
+            texts = self._args
+            if len(texts) > len(names):  # more positional values than an operator's schema names
+                names = (*names, *(f"arg{i}" for i in range(len(names), len(texts))))
+            self._args = {name: text for name, text in zip(names, texts) if text is not None}
             self._arg_names = None
         return self._args
 

@@ -43,6 +43,7 @@ def make_mode(rec):
     want_args = rec.args
     cap = rec.max_events
     truncated = []
+    values = summarise_values  # positional arguments alone (the dispatcher's usual call): one C call, no Python
 
     class AtenRecorder(TorchDispatchMode):
         """Records each operator call and its return; the operator itself runs unchanged."""
@@ -58,7 +59,13 @@ def make_mode(rec):
                     truncated.append(True)
                     append((TRUNCATED, func, now(), None))
                 return func(*args, **kwargs)
-            append((ATEN_CALL, func, now(), _summarise_op(func, args, kwargs) if want_args else None))
+            if not want_args:
+                summaries = None
+            elif not kwargs and values is not None and type(args) is tuple:
+                summaries = values(args, summarise, _by_type, _fast_by_type)
+            else:
+                summaries = _summarise_op(func, args, kwargs)
+            append((ATEN_CALL, func, now(), summaries))
             try:
                 out = func(*args, **kwargs)
             except BaseException as error:
@@ -110,7 +117,9 @@ def operator_argument_names(func, _names={}) -> tuple[str, ...]:
 
 def _summarise_op(func, args, kwargs):
     """The summaries of an operator's arguments: a tuple in schema order when all are positional (the
-    common case, and a third of a dict's memory), else a dict by name."""
+    common case, and a third of a dict's memory), else a dict by name. The recorder calls summarise_values
+    itself for positional arguments where the C module is built: the dispatcher never passes more of them
+    than the schema names (Call.args names any past them arg<i>, as here)."""
     names = operator_argument_names(func)
     get = _by_type.get  # summarise() inlined, as in summarise_frame
     if not kwargs and len(args) <= len(names):
