@@ -36,8 +36,10 @@ static void *
 arenas_alloc(void *ctx, size_t size)
 {
     void *arena = arenas_before.alloc(arenas_before.ctx, size);
+    int saved_errno = errno;
     if (arena != NULL && !arenas_refused && madvise(arena, size, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
         arenas_refused = 1;  /* otherwise (no memory now): its pages fault in when written, as without us */
+    errno = saved_errno;
     return arena;
 }
 
