@@ -17,6 +17,6 @@ extensions = []
 name = C_CALLBACKS.get(sys.version_info[:2])
 if platform.python_implementation() == "CPython" and name and not sysconfig.get_config_var("Py_GIL_DISABLED"):
     extensions.append(Extension(f"tracer.record.{name}", [f"tracer/record/{name}.c"],
-                                depends=["tracer/record/_recording.h", "tracer/record/_young.h", "tracer/record/_arenas.h"], optional=True))
+                                depends=["tracer/record/_recording.h", "tracer/record/_young.h", "tracer/record/_arenas.h", "tracer/record/_slab.h"], optional=True))
 
 setup(ext_modules=extensions)

@@ -109,9 +109,12 @@ def test_a_slot_added_to_call_gets_none_from_the_c_builder(sample, monkeypatch):
     rec, _ = record(sample, everything, layers=("python", "builtin"))
     monkeypatch.setattr(model, "Call", Wider)
     monkeypatch.setattr(model, "USE_C_BUILD", True)
+    chunks = getattr(model._fast, "slab_chunks", lambda: 0)
+    before = chunks()
     root, _ = model.build(rec)
     calls = list(root.walk())[1:]
     assert calls and all(type(c) is Wider and c.extra is None for c in calls)
+    assert chunks() == before  # a wider call does not fit a slot of _slab.h: allocated as any object
 
 
 def test_a_consuming_build_gives_the_same_tree_and_leaves_the_events_without_summaries(sample, monkeypatch):

@@ -959,3 +959,29 @@ def test_an_int_too_long_to_write_out_reads_as_its_size(sample, backend):
         sample.Shape(huge)
         sample.Shape(3)
     assert [c.args["n"] for c in t.find("Shape.__init__")] == [f"int[{huge.bit_length()} bits]", "3"]
+
+
+@pytest.mark.skipif(getattr(_fast, "slab_chunks", None) is None or not tracer.model.USE_C_BUILD,
+                    reason="the C module is not built here, or the build runs in Python")
+def test_the_builds_calls_live_in_chunks_freed_with_their_tree(sample):
+    """build_calls cuts the calls it makes from chunks of 511 (_slab.h), a chunk freed with the last of its
+    calls: chunks live as long as their trees. A call kept after its trace is dropped keeps its parents,
+    and so the whole tree, readable."""
+    gc.collect()
+    before = _fast.slab_chunks()
+    with tracer.trace(include=("sample",)) as t:
+        for _ in range(1_500):
+            sample.outer(3)
+    calls = len(t)
+    assert calls > 511 and _fast.slab_chunks() - before == -(-calls // 511)  # the root is made in Python
+    kept = t.find("helper")[-1]
+    del t
+    gc.collect()
+    assert _fast.slab_chunks() - before == -(-calls // 511)
+    root = kept
+    while root.parent is not None:
+        root = root.parent
+    assert kept.name == "helper" and kept.args == {"x": "2"} and sum(1 for _ in root.walk()) == calls + 1
+    del kept, root
+    gc.collect()
+    assert _fast.slab_chunks() == before

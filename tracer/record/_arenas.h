@@ -50,6 +50,23 @@ arenas_free(void *ctx, void *arena, size_t size)
 }
 #endif
 
+/* Make the whole pages of [start, start + size) present, where they are not (memory from malloc, which may
+ * be new from the system): one call instead of a fault per page. */
+static void
+arenas_populate(void *start, size_t size)
+{
+#ifdef TRACER_POPULATE
+    uintptr_t page = 4096, first = ((uintptr_t)start + page - 1) & ~(page - 1),
+              end = ((uintptr_t)start + size) & ~(page - 1);
+    if (arenas_refused || end <= first)
+        return;
+    int saved_errno = errno;
+    if (madvise((void *)first, end - first, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+        arenas_refused = 1;
+    errno = saved_errno;
+#endif
+}
+
 static int
 arenas_wrap(void)
 {

@@ -61,6 +61,7 @@
 #include <internal/pycore_pystate.h>
 #undef Py_BUILD_CORE
 #include "_young.h"
+#include "_slab.h"
 
 #if PY_VERSION_HEX < 0x030C0000 || PY_VERSION_HEX >= 0x030E0000
 #error "_fastmonitor is for Python 3.12 and 3.13: 3.10 and 3.11 record with setprofile"
@@ -670,6 +671,7 @@ static PyMethodDef module_methods[] = {
     CALIBRATE_CLOCK_METHOD,
     YOUNG_METHODS,
     ARENAS_METHODS,
+    SLAB_METHODS,
     SUMMARISE_VALUES_METHOD,
     {NULL},
 };

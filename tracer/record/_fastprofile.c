@@ -52,6 +52,7 @@
 #include <internal/pycore_pystate.h>
 #undef Py_BUILD_CORE
 #include "_young.h"
+#include "_slab.h"
 
 #if PY_VERSION_HEX < 0x030A0000 || PY_VERSION_HEX >= 0x030C0000
 #error "_fastprofile is for Python 3.10 and 3.11: 3.12+ record with sys.monitoring"
@@ -720,6 +721,7 @@ static PyMethodDef module_methods[] = {
     SUMMARISE_VALUES_METHOD,
     YOUNG_METHODS,
     ARENAS_METHODS,
+    SLAB_METHODS,
     {NULL},
 };
 

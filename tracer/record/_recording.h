@@ -1044,13 +1044,14 @@ lookup_constant(PyObject *constants, const char *name)
  * of its own (copy on write). Start, duration and depth are C integers; a call without children gets its
  * list when `children` is first read (and keeps it, so `call.children.append(c)` works on any call); the
  * argument summaries stay the recorder's array until `_args` is first read. The build so makes one object
- * of 128 bytes per call. */
+ * of 128 bytes per call, cut from a chunk of _slab.h's. */
 
 enum { SITE_NAME, SITE_MODULE, SITE_RELPATH, SITE_LINE, SITE_FILE, SITE_KIND, SITE_NAMES, SITE_SIZE };
 static const char *site_fields[SITE_SIZE] = {"name", "module", "relpath", "line", "file", "kind", "_arg_names"};
 
 enum { CALL_ARGV = 1,       /* the union holds argv (argc summaries), not args */
-       CALL_ARGS_MADE = 2   /* `args` is final (a dict, or what was set): the site's names no longer apply */ };
+       CALL_ARGS_MADE = 2,  /* `args` is final (a dict, or what was set): the site's names no longer apply */
+       CALL_SLAB = 4        /* made by the build in a chunk of _slab.h, where its memory goes back */ };
 
 typedef struct {
     PyObject_HEAD
@@ -1266,12 +1267,21 @@ CallBase_clear(CallBase *self)
     return 0;
 }
 
+/* _slab.h (included by each module after the interpreter's internal headers) */
+static int slab_fits(PyTypeObject *type);
+static PyObject *slab_alloc(PyTypeObject *type);
+static void slab_free(PyObject *op);
+static void slab_retire(void);
+
 static void
 CallBase_dealloc(CallBase *self)
 {
     PyObject_GC_UnTrack(self);
     CallBase_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    if (self->flags & CALL_SLAB)
+        slab_free((PyObject *)self);
+    else
+        Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMemberDef CallBase_members[] = {
@@ -1348,6 +1358,7 @@ typedef struct {
     Py_ssize_t *depths; /* each open call's depth */
     Py_ssize_t n, cap;
     PyObject *hidden, *dropped, *raised, *raised_here, *unwound, *empty;
+    int slab;           /* calls are cut from _slab.h's chunks */
 } Builder;
 
 
@@ -1445,7 +1456,7 @@ builder_open(Builder *b, PyObject *key, long long t, PyObject *site, PyObject **
     if (siblings != NULL && !PyList_Check(siblings))
         PyErr_SetString(PyExc_TypeError, "build_calls: an open call's children are not a list");
     else if (siblings != NULL && depth <= INT_MAX)
-        call = b->type->tp_alloc(b->type, 0);  /* zeroed: no children yet, duration 0 */
+        call = b->slab ? slab_alloc(b->type) : b->type->tp_alloc(b->type, 0);  /* zeroed: no children yet, duration 0 */
     else if (siblings != NULL)
         PyErr_SetString(PyExc_OverflowError, "build_calls: calls nested too deep");
     if (call == NULL) {
@@ -1590,6 +1601,7 @@ build_calls(PyObject *module, PyObject *args)
     b.type = (PyTypeObject *)call_type;
     if (!PyType_IsSubtype(b.type, &CallBase_Type))
         return PyErr_Format(PyExc_TypeError, "build_calls: Call must derive from CallBase");
+    b.slab = slab_fits(b.type);
     if (!PyObject_TypeCheck(root, b.type))
         return PyErr_Format(PyExc_TypeError, "build_calls: the root must be a Call");
     /* A slot that a class between Call and CallBase declares gets None, so that no call is left without it. */
@@ -1830,6 +1842,7 @@ build_calls(PyObject *module, PyObject *args)
 done:
     if (populated)
         arenas_unwrap();
+    slab_retire();
     for (Py_ssize_t i = 0; i < b.n; i++) {
         Py_DECREF(b.stack[i]);
         Py_DECREF(b.keys[i]);

@@ -1,0 +1,125 @@
+/* The build's calls, allocated from chunks of this module's own. Included by _fastprofile.c and
+ * _fastmonitor.c after the interpreter's internal headers (PyGC_Head), each function static; _recording.h
+ * declares what build_calls and CallBase use.
+ *
+ * A tree is one Call a call, all alike in size, made together and freed together. From obmalloc each is
+ * an allocation on its own, and a large tree fills arenas that obmalloc gives back to the system once the
+ * tree is dropped, so that the next tree's pages come new from the kernel, zeroed (about half of a build
+ * on the DataLoader workload, where the program had freed its arenas). Here the build cuts its calls from
+ * chunks of 511 slots of 128 bytes (64 KiB, from PyMem_RawMalloc: the C library keeps freed chunks for
+ * the next ones, and tracemalloc counts them), one after the other. A slot is the chunk's address, the
+ * collector's header and the object, which is made as PyType_GenericAlloc makes one (zeroed, its type
+ * referenced, tracked); CALL_SLAB in its flags sends its memory back here when it is freed. A chunk is
+ * freed when the last of its calls is, once the build is done with it. A call the program keeps keeps
+ * its parent, and so its whole tree: chunks hold no more than the trees alive.
+ *
+ * Only the type the build makes (model.Call) takes slots, where it is the plain heap type PyType_GenericAlloc
+ * would allocate (no dict, no weak references, no finaliser, fits a slot); a subclass with slots of its
+ * own, and every call made from Python, is allocated as before.
+ *
+ *   slab_fits(type)  whether the build may cut `type`'s calls from chunks;
+ *   slab_alloc(type) a new call from the current chunk (a new chunk where it is full), or NULL;
+ *   slab_free(op)    its memory back: the chunk is freed with its last call, once retired;
+ *   slab_retire()    the build is done: its last chunk takes no more calls.
+ *   slab_chunks()    (Python) how many chunks are alive: for the tests. */
+
+#ifndef TRACER_SLAB_H
+#define TRACER_SLAB_H
+
+enum { SLAB_SLOT = 128, SLAB_SLOTS = 511 };
+
+typedef struct SlabChunk {
+    Py_ssize_t live;  /* its calls not freed yet */
+    int used;         /* slots given out */
+    int retired;      /* the build is done with it: freed when `live` comes to 0 */
+} SlabChunk;
+
+static SlabChunk *slab_current;  /* the chunk the build cuts calls from, NULL between builds */
+static Py_ssize_t slab_alive;    /* chunks allocated and not freed */
+
+#define SLAB_PREFIX (sizeof(SlabChunk *) + sizeof(PyGC_Head))
+
+static int
+slab_fits(PyTypeObject *type)
+{
+#ifdef Py_GIL_DISABLED
+    return 0;
+#else
+    unsigned long preheader = 0;
+#ifdef Py_TPFLAGS_MANAGED_DICT
+    preheader |= Py_TPFLAGS_MANAGED_DICT;
+#endif
+#ifdef Py_TPFLAGS_MANAGED_WEAKREF
+    preheader |= Py_TPFLAGS_MANAGED_WEAKREF;
+#endif
+    return type->tp_itemsize == 0 && type->tp_dictoffset == 0 && type->tp_weaklistoffset == 0 &&
+           !(type->tp_flags & preheader) && PyType_IS_GC(type) && type->tp_alloc == PyType_GenericAlloc &&
+           type->tp_free == PyObject_GC_Del && type->tp_finalize == NULL && type->tp_del == NULL &&
+           SLAB_PREFIX + (size_t)type->tp_basicsize <= SLAB_SLOT;
+#endif
+}
+
+static void
+slab_release(SlabChunk *chunk)
+{
+    PyMem_RawFree(chunk);
+    slab_alive--;
+}
+
+static void
+slab_retire(void)
+{
+    SlabChunk *chunk = slab_current;
+    slab_current = NULL;
+    if (chunk == NULL)
+        return;
+    if (chunk->live == 0)
+        slab_release(chunk);
+    else
+        chunk->retired = 1;
+}
+
+static PyObject *
+slab_alloc(PyTypeObject *type)
+{
+    if (slab_current == NULL || slab_current->used == SLAB_SLOTS) {
+        slab_retire();
+        SlabChunk *chunk = PyMem_RawMalloc(sizeof(SlabChunk) + (size_t)SLAB_SLOTS * SLAB_SLOT);
+        if (chunk == NULL)
+            return PyErr_NoMemory();
+        chunk->live = 0;
+        chunk->used = 0;
+        chunk->retired = 0;
+        slab_current = chunk;
+        slab_alive++;
+        arenas_populate(chunk, sizeof(SlabChunk) + (size_t)SLAB_SLOTS * SLAB_SLOT);
+    }
+    char *slot = (char *)(slab_current + 1) + (size_t)slab_current->used++ * SLAB_SLOT;
+    memset(slot, 0, SLAB_SLOT);
+    *(SlabChunk **)slot = slab_current;
+    slab_current->live++;
+    PyObject *op = (PyObject *)(slot + SLAB_PREFIX);
+    (void)PyObject_Init(op, type);  /* its type, referenced (a heap type); one reference */
+    ((CallBase *)op)->flags = CALL_SLAB;
+    PyObject_GC_Track(op);
+    return op;
+}
+
+static void
+slab_free(PyObject *op)
+{
+    SlabChunk *chunk = *(SlabChunk **)((char *)op - SLAB_PREFIX);
+    if (--chunk->live == 0 && chunk->retired)
+        slab_release(chunk);
+}
+
+static PyObject *
+slab_chunks(PyObject *module, PyObject *unused)
+{
+    return PyLong_FromSsize_t(slab_alive);
+}
+
+#define SLAB_METHODS \
+    {"slab_chunks", slab_chunks, METH_NOARGS, "slab_chunks() -> int: the build's chunks of calls still alive."}
+
+#endif
