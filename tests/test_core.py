@@ -966,9 +966,12 @@ def test_an_int_too_long_to_write_out_reads_as_its_size(sample, backend):
 def test_the_builds_calls_live_in_chunks_freed_with_their_tree(sample):
     """build_calls cuts the calls it makes from chunks of 511 (_slab.h), a chunk freed with the last of its
     calls: chunks live as long as their trees. A call kept after its trace is dropped keeps its parents,
-    and so the whole tree, readable."""
+    and so the whole tree, readable. A small tree's calls are left to obmalloc: a chunk would be mostly empty."""
     gc.collect()
     before = _fast.slab_chunks()
+    with tracer.trace(include=("sample",)) as small:
+        sample.outer(3)
+    assert len(small) > 1 and _fast.slab_chunks() == before
     with tracer.trace(include=("sample",)) as t:
         for _ in range(1_500):
             sample.outer(3)

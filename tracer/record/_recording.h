@@ -1345,8 +1345,9 @@ static PyTypeObject CallBase_Type = {
  * subclass of Call adds is set to None. Each function's site is made once, kept in the info tables. */
 
 enum { MAX_OTHER_SLOTS = 16 };
-/* From this many events on, the tree's new arenas are made present as they are made (_arenas.h); a smaller
- * tree (under about 600 KiB) mostly fits in what the allocator already has. */
+/* From this many events on, the tree's calls are cut from _slab.h's chunks and the new arenas it fills are
+ * made present as they are made (_arenas.h); a smaller tree (under about 600 KiB) mostly fits in what the
+ * allocator already has, and would leave most of its last chunk empty. */
 enum { POPULATE_MIN_EVENTS = 10000 };
 
 typedef struct {
@@ -1601,7 +1602,7 @@ build_calls(PyObject *module, PyObject *args)
     b.type = (PyTypeObject *)call_type;
     if (!PyType_IsSubtype(b.type, &CallBase_Type))
         return PyErr_Format(PyExc_TypeError, "build_calls: Call must derive from CallBase");
-    b.slab = slab_fits(b.type);
+    b.slab = slab_fits(b.type) && (from_log ? LOG_SIZE(events) : PyList_GET_SIZE(events)) >= POPULATE_MIN_EVENTS;
     if (!PyObject_TypeCheck(root, b.type))
         return PyErr_Format(PyExc_TypeError, "build_calls: the root must be a Call");
     /* A slot that a class between Call and CallBase declares gets None, so that no call is left without it. */

@@ -13,9 +13,10 @@
  * freed when the last of its calls is, once the build is done with it. A call the program keeps keeps
  * its parent, and so its whole tree: chunks hold no more than the trees alive.
  *
- * Only the type the build makes (model.Call) takes slots, where it is the plain heap type PyType_GenericAlloc
- * would allocate (no dict, no weak references, no finaliser, fits a slot); a subclass with slots of its
- * own, and every call made from Python, is allocated as before.
+ * Only a large tree's calls take slots (POPULATE_MIN_EVENTS events or more: a chunk is 64 KiB), and only
+ * where the type the build makes (model.Call) is the plain heap type PyType_GenericAlloc would allocate
+ * (no dict, no weak references, no finaliser, fits a slot); a subclass with slots of its own, a small
+ * tree's calls and every call made from Python are allocated as before.
  *
  *   slab_fits(type)  whether the build may cut `type`'s calls from chunks;
  *   slab_alloc(type) a new call from the current chunk (a new chunk where it is full), or NULL;
