@@ -9,7 +9,8 @@
  * chunks of 511 slots of 128 bytes (64 KiB, from PyMem_RawMalloc: the C library keeps freed chunks for
  * the next ones, and tracemalloc counts them), one after the other. A slot is the chunk's address, the
  * collector's header and the object, which is made as PyType_GenericAlloc makes one (zeroed, its type
- * referenced, tracked); CALL_SLAB in its flags sends its memory back here when it is freed. A chunk is
+ * referenced, tracked, counted in the young generation's allocations) and freed as PyObject_GC_Del frees
+ * one; CALL_SLAB in its flags sends its memory back here. A chunk is
  * freed when the last of its calls is, once the build is done with it. A call the program keeps keeps
  * its parent, and so its whole tree: chunks hold no more than the trees alive.
  *
@@ -103,12 +104,16 @@ slab_alloc(PyTypeObject *type)
     (void)PyObject_Init(op, type);  /* its type, referenced (a heap type); one reference */
     ((CallBase *)op)->flags = CALL_SLAB;
     PyObject_GC_Track(op);
+    _PyInterpreterState_GET()->gc.generations[0].count++;  /* counted as PyType_GenericAlloc counts it */
     return op;
 }
 
 static void
 slab_free(PyObject *op)
 {
+    struct _gc_runtime_state *gcstate = &_PyInterpreterState_GET()->gc;
+    if (gcstate->generations[0].count > 0)  /* as PyObject_GC_Del does */
+        gcstate->generations[0].count--;
     SlabChunk *chunk = *(SlabChunk **)((char *)op - SLAB_PREFIX);
     if (--chunk->live == 0 && chunk->retired)
         slab_release(chunk);
