@@ -6,13 +6,13 @@
  * an allocation on its own, and a large tree fills arenas that obmalloc gives back to the system once the
  * tree is dropped, so that the next tree's pages come new from the kernel, zeroed (about half of a build
  * on the DataLoader workload, where the program had freed its arenas). Here the build cuts its calls from
- * chunks of 511 slots of 128 bytes (64 KiB, from PyMem_RawMalloc: the C library keeps freed chunks for
- * the next ones, and tracemalloc counts them), one after the other. A slot is the chunk's address, the
- * collector's header and the object, which is made as PyType_GenericAlloc makes one (zeroed, its type
- * referenced, tracked, counted in the young generation's allocations) and freed as PyObject_GC_Del frees
- * one; CALL_SLAB in its flags sends its memory back here. A chunk is
- * freed when the last of its calls is, once the build is done with it. A call the program keeps keeps
- * its parent, and so its whole tree: chunks hold no more than the trees alive.
+ * chunks of 511 slots of 128 bytes (64 KiB, from PyMem_RawMalloc: the C library reuses freed chunks for
+ * the next ones where it has not given them back, and tracemalloc counts them), one after the other. A
+ * slot is the chunk's address, the collector's header and the object, which is made as
+ * PyType_GenericAlloc makes one (zeroed, its type referenced, tracked, counted in the young generation's
+ * allocations) and freed as PyObject_GC_Del frees one; CALL_SLAB in its flags sends its memory back here.
+ * A chunk is freed when the last of its calls is, once the build is done with it. A call the program
+ * keeps keeps its parent, and so its whole tree: chunks hold no more than the trees alive.
  *
  * Only a large tree's calls take slots (POPULATE_MIN_EVENTS events or more: a chunk is 64 KiB), and only
  * where the type the build makes (model.Call) is the plain heap type PyType_GenericAlloc would allocate
