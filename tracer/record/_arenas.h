@@ -20,6 +20,7 @@
 #if defined(__linux__)
 #include <errno.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23  /* <linux/mman.h> since 5.14; older C libraries' headers lack it */
 #endif
@@ -31,15 +32,36 @@ static int arenas_installed;
 #ifdef TRACER_POPULATE
 static PyObjectArenaAllocator arenas_before;  /* the allocator the wrapper calls, and puts back */
 static int arenas_refused;                    /* madvise said EINVAL: this kernel cannot */
+#endif
 
+/* Make the whole pages of [start, start + size) present, where they are not (an arena, or memory from
+ * malloc, which may be new from the system): one call instead of a fault per page. errno is left as it was. */
+static void
+arenas_populate(void *start, size_t size)
+{
+#ifdef TRACER_POPULATE
+    static uintptr_t page;
+    if (page == 0) {
+        long found = sysconf(_SC_PAGESIZE);
+        page = found > 0 ? (uintptr_t)found : 4096;
+    }
+    uintptr_t first = ((uintptr_t)start + page - 1) & ~(page - 1), end = ((uintptr_t)start + size) & ~(page - 1);
+    if (arenas_refused || end <= first)
+        return;
+    int saved_errno = errno;
+    if (madvise((void *)first, end - first, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+        arenas_refused = 1;  /* otherwise (no memory now): its pages fault in when written, as without us */
+    errno = saved_errno;
+#endif
+}
+
+#ifdef TRACER_POPULATE
 static void *
 arenas_alloc(void *ctx, size_t size)
 {
     void *arena = arenas_before.alloc(arenas_before.ctx, size);
-    int saved_errno = errno;
-    if (arena != NULL && !arenas_refused && madvise(arena, size, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
-        arenas_refused = 1;  /* otherwise (no memory now): its pages fault in when written, as without us */
-    errno = saved_errno;
+    if (arena != NULL)
+        arenas_populate(arena, size);
     return arena;
 }
 
@@ -49,23 +71,6 @@ arenas_free(void *ctx, void *arena, size_t size)
     arenas_before.free(arenas_before.ctx, arena, size);
 }
 #endif
-
-/* Make the whole pages of [start, start + size) present, where they are not (memory from malloc, which may
- * be new from the system): one call instead of a fault per page. */
-static void
-arenas_populate(void *start, size_t size)
-{
-#ifdef TRACER_POPULATE
-    uintptr_t page = 4096, first = ((uintptr_t)start + page - 1) & ~(page - 1),
-              end = ((uintptr_t)start + size) & ~(page - 1);
-    if (arenas_refused || end <= first)
-        return;
-    int saved_errno = errno;
-    if (madvise((void *)first, end - first, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
-        arenas_refused = 1;
-    errno = saved_errno;
-#endif
-}
 
 static int
 arenas_wrap(void)

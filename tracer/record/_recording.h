@@ -812,29 +812,28 @@ summarise_value(PyObject *summarise, PyObject *by_type, PyObject *fast, PyObject
         if (how != NULL) {
             if (PyUnicode_CheckExact(how))
                 return Py_NewRef(how);
-            if (PyDict_CheckExact(how)) {  /* keyed by ints, strs, bools, None: hashing runs no Python */
-                PyObject *text = PyDict_GetItemWithError(how, value);
-                if (text != NULL)
-                    return Py_NewRef(text);
-                if (PyErr_Occurred())
-                    return NULL;
-                /* a value not seen yet: its summariser makes the text and shares it */
-            }
-            else if (PyTuple_CheckExact(how) && PyTuple_GET_SIZE(how) == 2 && PyTuple_GET_ITEM(how, 0) == Py_None)
-                return summarise_tensor(value, PyTuple_GET_ITEM(how, 1));  /* (None, summary._tensor) */
+            /* a dict of shared texts, keyed by ints, strs, bools, None (hashing runs no Python), or (texts,
+             * limit) for ints */
+            PyObject *texts = NULL, *limit_of = NULL;
+            if (PyDict_CheckExact(how))
+                texts = how;
             else if (PyTuple_CheckExact(how) && PyTuple_GET_SIZE(how) == 2 &&
-                     PyDict_CheckExact(PyTuple_GET_ITEM(how, 0))) {  /* (texts, limit): ints */
-                PyObject *texts = PyTuple_GET_ITEM(how, 0);
+                     PyDict_CheckExact(PyTuple_GET_ITEM(how, 0))) {
+                texts = PyTuple_GET_ITEM(how, 0);
+                limit_of = PyTuple_GET_ITEM(how, 1);
+            }
+            if (texts != NULL) {
                 PyObject *text = PyDict_GetItemWithError(texts, value);
                 if (text != NULL)
                     return Py_NewRef(text);
                 if (PyErr_Occurred())
                     return NULL;
-                Py_ssize_t limit = PyLong_AsSsize_t(PyTuple_GET_ITEM(how, 1));
+                /* a value not seen yet: its summariser makes the text and shares it; an int's is its repr,
+                 * made and filed here as the summariser files it, which itself empties a full dict (and
+                 * handles an int too long to write out) */
+                Py_ssize_t limit = limit_of == NULL ? 0 : PyLong_AsSsize_t(limit_of);
                 if (limit == -1 && PyErr_Occurred())
                     return NULL;
-                /* a value not seen yet is its repr, filed as the summariser files it; the summariser itself
-                 * empties a full dict (and handles an int too long to write out) */
                 if (PyLong_CheckExact(value) && PyDict_GET_SIZE(texts) < limit) {
                     if ((text = PyObject_Repr(value)) != NULL) {
                         if (PyDict_SetItem(texts, value, text) == 0)
@@ -847,6 +846,8 @@ summarise_value(PyObject *summarise, PyObject *by_type, PyObject *fast, PyObject
                     PyErr_Clear();
                 }
             }
+            else if (PyTuple_CheckExact(how) && PyTuple_GET_SIZE(how) == 2 && PyTuple_GET_ITEM(how, 0) == Py_None)
+                return summarise_tensor(value, PyTuple_GET_ITEM(how, 1));  /* (None, summary._tensor) */
             else if (PyTuple_CheckExact(how) && PyTuple_GET_SIZE(how) == 1 &&
                      PyUnicode_Check(PyTuple_GET_ITEM(how, 0))) {
                 Py_ssize_t n = PyObject_Length(value);  /* a built-in container's: cannot fail */
@@ -1602,7 +1603,6 @@ build_calls(PyObject *module, PyObject *args)
     b.type = (PyTypeObject *)call_type;
     if (!PyType_IsSubtype(b.type, &CallBase_Type))
         return PyErr_Format(PyExc_TypeError, "build_calls: Call must derive from CallBase");
-    b.slab = slab_fits(b.type) && (from_log ? LOG_SIZE(events) : PyList_GET_SIZE(events)) >= POPULATE_MIN_EVENTS;
     if (!PyObject_TypeCheck(root, b.type))
         return PyErr_Format(PyExc_TypeError, "build_calls: the root must be a Call");
     /* A slot that a class between Call and CallBase declares gets None, so that no call is left without it. */
@@ -1667,8 +1667,10 @@ build_calls(PyObject *module, PyObject *args)
 
     /* The events stay alive through the loop: Python code it calls (info_of) appends nothing to them. */
     Py_ssize_t n_events = from_log ? LOG_SIZE(events) : PyList_GET_SIZE(events);
-    if (n_events >= POPULATE_MIN_EVENTS)  /* a tree that fills new arenas: see _arenas.h */
+    if (n_events >= POPULATE_MIN_EVENTS) {  /* a large tree: see _slab.h and _arenas.h */
+        b.slab = slab_fits(b.type);
         populated = arenas_wrap();
+    }
     for (Py_ssize_t index = 0; index < n_events; index++) {
         long kind;
         long long t;
