@@ -951,6 +951,29 @@ def test_an_int_not_seen_yet_reads_as_its_repr_with_no_python_call_from_c(sample
         assert called == values
 
 
+def test_ints_read_as_their_repr_through_the_c_table_in_front_of_the_dict(sample, backend, monkeypatch):
+    """The C callbacks remember the text of an int that fits in a long by its value, in front of the
+    summariser's dict (4,096 entries, a collision replaces one). Every int, new objects each time, on both
+    sides of the range, more of them than there are entries and more than the dict holds, reads as its
+    repr; the table is good only for the dict it was read from: a new int summariser's dict is what counts."""
+    from tracer.record import summary
+    edges = [0, -1, 7, -5, 256, 257, 10**9, -10**9, 2**31, 2**62, 2**63 - 1, -2**63, 2**63, -2**63 - 1, 10**30]
+    values = edges + list(range(-3_000, 9_000, 1))  # past 4,096 entries and past the dict's 10,000 texts
+    for _ in range(2):  # the second time, most are remembered
+        fresh = [int(str(v)) for v in values]  # not the objects filed
+        with tracer.trace(include=("sample",), backend=backend) as t:
+            for value in fresh:
+                sample.Shape(value)
+        assert [c.args["n"] for c in t.find("Shape.__init__")] == [repr(v) for v in values]
+    replaced = summary._shared(summary._int_text, new_is_repr=True)  # as summarise() files a type's
+    replaced.fast[0][5_000] = "the new dict's"
+    monkeypatch.setitem(summary._by_type, int, replaced)
+    monkeypatch.setitem(summary._fast_by_type, int, replaced.fast)
+    with tracer.trace(include=("sample",), backend=backend) as t:
+        sample.Shape(int("5000"))
+    assert t.find("Shape.__init__")[0].args["n"] == "the new dict's"
+
+
 def test_an_int_too_long_to_write_out_reads_as_its_size(sample, backend):
     """repr raises for an int of more digits than sys.get_int_max_str_digits() allows: its summary is its
     size, and the call is recorded as any other (the trace used to lose it, or raise into the program)."""

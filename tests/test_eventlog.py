@@ -34,6 +34,31 @@ def test_it_reads_as_the_list_of_tuples_it_stands_for():
     assert len(log) == 0 and list(log) == []
 
 
+def test_it_keeps_every_event_across_its_windows_through_drops_and_refills():
+    """The log makes its array present a window at a time (8,192 events) as it fills: events pushed past
+    many windows, after a drop from the front (fewer events than made present) and after the array was
+    released (all dropped) read back as the list they stand for."""
+    log, plain = EventLog(), []
+
+    def push(count):
+        for _ in range(count):
+            i = len(plain)
+            event = (CALL if i % 2 == 0 else RETURN, f"f{i % 5}", i, None)
+            log.append(event)
+            plain.append(event)
+
+    push(40_000)
+    assert list(log) == plain
+    del log[:30_000]
+    del plain[:30_000]
+    push(30_000)  # from 10,000 events again, into windows made present before the drop and past them
+    assert len(log) == 40_000 and list(log) == plain
+    del log[:]
+    plain.clear()
+    push(20_000)  # a new array, its windows made present anew
+    assert list(log) == plain
+
+
 def test_bad_use_says_what_to_do():
     log = EventLog()
     with pytest.raises(TypeError, match=r"\(kind, what, time_ns, extra\)"):

@@ -264,34 +264,49 @@ typedef struct {
     PyObject_HEAD
     Event *items;
     Py_ssize_t n, cap;
+    Py_ssize_t ready;  /* n <= ready <= cap: items below `ready` are made present (see log_make_room) */
 } EventLog;
 
 static PyTypeObject EventLog_Type;
 
 #define LOG_SIZE(log) (((EventLog *)(log))->n)
 
+/* The events a populated window holds: 256 KiB. */
+enum { LOG_WINDOW = (256 * 1024) / sizeof(Event) };
+
+/* Room for the next event, where n has reached `ready`: the array doubles where it is full, and the next
+ * window of it (LOG_WINDOW events, or up to its end) is made present in one call (arenas_populate). The
+ * torch-free benchmark's 161,280 events are 5 MiB: without this, a page fault every 128 events while the
+ * program runs, where the memory is new from the system (as it is after a large tree was freed: the C
+ * library gives it back). A window, not the whole array: a doubled array's second half may never be used.
+ * 0, or -1 with an error set. */
 static int
-log_grow(EventLog *log)
+log_make_room(EventLog *log)
 {
-    Py_ssize_t cap = log->cap ? log->cap * 2 : 4096;
-    if ((size_t)cap > PY_SSIZE_T_MAX / sizeof(Event)) {
-        PyErr_NoMemory();
-        return -1;
+    if (log->n == log->cap) {
+        Py_ssize_t cap = log->cap ? log->cap * 2 : 4096;
+        if ((size_t)cap > PY_SSIZE_T_MAX / sizeof(Event)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        Event *items = PyMem_RawRealloc(log->items, (size_t)cap * sizeof(Event));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        log->items = items;
+        log->cap = cap;
     }
-    Event *items = PyMem_RawRealloc(log->items, (size_t)cap * sizeof(Event));
-    if (items == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    log->items = items;
-    log->cap = cap;
+    Py_ssize_t ready = log->cap - log->n > LOG_WINDOW ? log->n + LOG_WINDOW : log->cap;
+    arenas_populate(log->items + log->n, (size_t)(ready - log->n) * sizeof(Event));
+    log->ready = ready;
     return 0;
 }
 
 static inline int
 log_push(EventLog *log, long kind, PyObject *what, long long t, PyObject *extra)
 {
-    if (log->n == log->cap && log_grow(log) < 0)
+    if (log->n == log->ready && log_make_room(log) < 0)
         return -1;
     Event *e = &log->items[log->n++];
     e->what = Py_NewRef(what);
@@ -326,7 +341,7 @@ args_free(PyObject **args, Py_ssize_t filled)
 static int
 log_push_args(EventLog *log, long kind, PyObject *what, long long t, PyObject **args, Py_ssize_t n)
 {
-    if (n > INT_MAX || (log->n == log->cap && log_grow(log) < 0)) {
+    if (n > INT_MAX || (log->n == log->ready && log_make_room(log) < 0)) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_OverflowError, "too many arguments to keep");
         args_free(args, n);
@@ -416,7 +431,7 @@ log_drop_front(EventLog *log, Py_ssize_t n)
         Event *items = log->items;
         Py_ssize_t count = log->n;
         log->items = NULL;
-        log->n = log->cap = 0;
+        log->n = log->cap = log->ready = 0;
         for (Py_ssize_t i = 0; i < count; i++)
             event_release(&items[i]);
         PyMem_RawFree(items);
@@ -793,6 +808,64 @@ fast_how(PyObject *fast, PyObject *type)
 #endif
 }
 
+/* The texts of ints that fit in a long, remembered by value in front of their shared dict: a dict lookup
+ * of an int that is not the very object filed (most ints are made anew) compares the two by calling
+ * int's comparison, about a fifth of a recorded call's summaries. Direct-mapped, a collision replaces the
+ * entry; each entry holds a reference to its text. The entries are good for the one dict they were read
+ * from (`int_texts_of`, referenced so that its address is not reused): the int summariser's, whose text
+ * for a value is always the value's repr. */
+enum { INT_TEXT_SLOTS = 4096 };
+
+typedef struct {
+    long value;
+    PyObject *text;  /* NULL for an empty entry */
+} IntTextEntry;
+
+static IntTextEntry int_texts[INT_TEXT_SLOTS];
+static PyObject *int_texts_of;
+
+/* repr(v) for an int that fits in a long: its decimal digits, written here (int's own repr goes through
+ * its general conversion, several times slower). A new reference, or NULL with an error set. */
+static PyObject *
+int_repr_small(long v)
+{
+    char digits[24], *p = digits + sizeof digits;
+    unsigned long u = v < 0 ? 0UL - (unsigned long)v : (unsigned long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    Py_ssize_t n = digits + sizeof digits - p;
+    PyObject *text = PyUnicode_New(n, 127);
+    if (text != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(text), p, (size_t)n);
+    return text;
+}
+
+/* The entry for exact int `value` read from `texts`, or NULL where the value does not fit in a long. An
+ * entry of another dict's is emptied first. */
+static IntTextEntry *
+int_text_entry(PyObject *texts, PyObject *value)
+{
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(value, &overflow);  /* an exact int: cannot fail */
+    if (overflow)
+        return NULL;
+    if (texts != int_texts_of) {
+        for (int i = 0; i < INT_TEXT_SLOTS; i++)
+            Py_CLEAR(int_texts[i].text);
+        Py_XSETREF(int_texts_of, Py_NewRef(texts));
+    }
+    uint64_t h = (uint64_t)v * 0x9E3779B97F4A7C15ULL;
+    IntTextEntry *e = &int_texts[h >> (64 - 12)];
+    if (e->text != NULL && e->value != v)
+        Py_CLEAR(e->text);  /* a str: its release runs no code */
+    e->value = v;
+    return e;
+}
+
 /* summary.summarise(value), without calling Python for the common types:
  *   fast      summary._fast_by_type (or NULL): type -> a str (every value's summary), a dict (the shared
  *             {value: summary} its summariser fills: bools, None, short strings), (texts, limit) for ints
@@ -823,9 +896,16 @@ summarise_value(PyObject *summarise, PyObject *by_type, PyObject *fast, PyObject
                 limit_of = PyTuple_GET_ITEM(how, 1);
             }
             if (texts != NULL) {
+                IntTextEntry *entry = NULL;
+                if (limit_of != NULL && PyLong_CheckExact(value) && (entry = int_text_entry(texts, value)) != NULL &&
+                        entry->text != NULL)
+                    return Py_NewRef(entry->text);
                 PyObject *text = PyDict_GetItemWithError(texts, value);
-                if (text != NULL)
+                if (text != NULL) {
+                    if (entry != NULL)
+                        entry->text = Py_NewRef(text);
                     return Py_NewRef(text);
+                }
                 if (PyErr_Occurred())
                     return NULL;
                 /* a value not seen yet: its summariser makes the text and shares it; an int's is its repr,
@@ -835,9 +915,12 @@ summarise_value(PyObject *summarise, PyObject *by_type, PyObject *fast, PyObject
                 if (limit == -1 && PyErr_Occurred())
                     return NULL;
                 if (PyLong_CheckExact(value) && PyDict_GET_SIZE(texts) < limit) {
-                    if ((text = PyObject_Repr(value)) != NULL) {
-                        if (PyDict_SetItem(texts, value, text) == 0)
+                    if ((text = entry != NULL ? int_repr_small(entry->value) : PyObject_Repr(value)) != NULL) {
+                        if (PyDict_SetItem(texts, value, text) == 0) {
+                            if (entry != NULL)
+                                entry->text = Py_NewRef(text);
                             return text;
+                        }
                         Py_DECREF(text);
                         return NULL;
                     }
