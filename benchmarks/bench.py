@@ -45,6 +45,8 @@ import tracer  # noqa: E402
 from tracer.model import Trace, build  # noqa: E402
 from tracer.record import Recording  # noqa: E402
 
+# Runs per mode. The targets compare each mode's fastest run: the more runs, the steadier that is.
+DEFAULT_REPEAT = 21
 INCLUDE = ("torch", "torchvision")
 # An overhead below this is within the run-to-run spread of these workloads: a ratio of two is not judged.
 NOISE = 0.15
@@ -303,7 +305,8 @@ def worker_runs(smoke, repeat, skip_viztracer_reason):
     for method in ("fork", "spawn"):
         # spawn starts a fresh interpreter importing torch per worker and epoch: fewer, shorter runs
         epochs = 1 if smoke and method == "spawn" else loader_workers.EPOCHS
-        rounds = repeat if method == "fork" else max(1, min(repeat, 3))
+        # (no target compares these: the fork runs stop at 15 rounds, viztracer's command line taking 10 s each)
+        rounds = min(repeat, 15) if method == "fork" else max(1, min(repeat, 3))
         loader = loader_workers.make_loader(method)
         modes = {"untraced": lambda w, n=epochs: loader_workers.untraced(w, n),
                  "tracer workers=True": lambda w, n=epochs: loader_workers.traced(w, n)}
@@ -663,7 +666,7 @@ def update_readme(text: str):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="one repetition, no book build: proves the script works")
-    p.add_argument("--repeat", type=int, default=None, help="repetitions per mode (default 15; 1 with --smoke)")
+    p.add_argument("--repeat", type=int, default=None, help=f"repetitions per mode (default {DEFAULT_REPEAT}; 1 with --smoke)")
     p.add_argument("--workload", action="append", help="only this workload (repeatable)")
     p.add_argument("--no-book", action="store_true", help="leave out the book build")
     p.add_argument("--cpu-time", action="store_true",
@@ -671,7 +674,7 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=None,
                    help="where the report goes (default: benchmarks/RESULTS.md; build/bench-smoke.md with --smoke)")
     args = p.parse_args(argv)
-    repeat = args.repeat or (1 if args.smoke else 15)
+    repeat = args.repeat or (1 if args.smoke else DEFAULT_REPEAT)
     if repeat < 1:
         p.error("--repeat must be 1 or more")
     timing.use_cpu_time(args.cpu_time)
