@@ -31,7 +31,7 @@ test-core:
 	bash .ci/test-core.sh
 
 # What tracing costs, against viztracer, cProfile and torch.profiler: writes benchmarks/RESULTS.md (about
-# 15 minutes; BENCH_ARGS=--smoke for one repetition).
+# 17 minutes; BENCH_ARGS=--smoke for one repetition).
 bench: setup
 	bash benchmarks/setup-pythons.sh
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
