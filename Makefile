@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup book test test-core bench drift drift-env lab clean
+.PHONY: setup book test test-core bench bench-instructions drift drift-env lab clean
 
 $(STAMP): requirements.txt pyproject.toml setup.py $(wildcard tracer/record/*.c tracer/record/*.h)
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { echo "$(PYTHON) cannot make virtual environments: install its venv module (Debian/Ubuntu: apt-get install python3-venv), or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -35,6 +35,12 @@ test-core:
 bench: setup
 	bash benchmarks/setup-pythons.sh
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# Instructions each mode costs on the torch-free workload, counted by valgrind's callgrind, on each Python
+# installed: steady where wall times are not (see benchmarks/instructions.py for what it leaves out).
+bench-instructions: setup
+	bash benchmarks/setup-pythons.sh
+	$(PY) benchmarks/instructions.py --python $(PY) $(foreach v,3.12 3.13,$(if $(wildcard .venv$(v)/bin/python),--python .venv$(v)/bin/python))
 
 # The book on a second torch (2.13.0, CPU) against its own: writes notebooks/DRIFT.md (and site/drift.html
 # where the site exists). The second environment is .venv-torch2.13.

@@ -55,3 +55,31 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert "1 interleaved repetitions" in text
     assert "rendering 100" in text  # the rendering target was checked on a trace of 100,000 calls or so
     assert text.count("| tracer workers=True |") == 2
+
+
+def test_each_instruction_count_mode_runs_without_valgrind(tmp_path):
+    """benchmarks/instructions.py's processes: each mode runs the workload untraced, then once in the mode."""
+    import instructions
+    has_viz = importlib.util.find_spec("viztracer") is not None
+    for mode in instructions.MODES:
+        if mode == "viztracer" and not has_viz:
+            continue
+        done = subprocess.run([sys.executable, "benchmarks/instructions.py", "--child", mode, "--steps", "20",
+                               "--directory", str(tmp_path / mode.replace(",", "").replace(" ", "-"))],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (mode, done.stderr[-2000:])
+
+
+@pytest.mark.skipif(__import__("shutil").which("valgrind") is None, reason="valgrind is not installed here")
+def test_instruction_counts_under_callgrind_add_up():
+    """A small count end to end: every mode costs instructions above the untraced run, and the block (the
+    tree built) more than its recording alone."""
+    import json
+    done = subprocess.run([sys.executable, "benchmarks/instructions.py", "--steps", "100", "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (result,) = json.loads(done.stdout)
+    extra = result["above_untraced"]
+    assert result["calls"] > 1_000 and all(n > 0 for n in extra.values()), extra
+    assert extra["block"] == extra["recording"] + extra["build"]
+    assert extra["recording"] > extra["recording, no args"]  # the summaries cost something
