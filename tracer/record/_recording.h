@@ -810,10 +810,11 @@ fast_how(PyObject *fast, PyObject *type)
 
 /* The texts of ints that fit in a long, remembered by value in front of their shared dict: a dict lookup
  * of an int that is not the very object filed (most ints are made anew) compares the two by calling
- * int's comparison, about a fifth of a recorded call's summaries. Direct-mapped, a collision replaces the
- * entry; each entry holds a reference to its text. The entries are good for the one dict they were read
- * from (`int_texts_of`, referenced so that its address is not reused): the int summariser's, whose text
- * for a value is always the value's repr. */
+ * int's comparison, a fifth of the instructions the summaries cost on the torch-free benchmark (3.12,
+ * counted by benchmarks/instructions.py). Direct-mapped, a collision replaces the entry; each entry holds
+ * a reference to its text. The entries are good for the one dict they were read from (`int_texts_of`,
+ * referenced so that its address is not reused): the int summariser's, whose text for a value is always
+ * the value's repr. */
 enum { INT_TEXT_SLOTS = 4096 };
 
 typedef struct {
