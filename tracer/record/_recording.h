@@ -815,7 +815,7 @@ fast_how(PyObject *fast, PyObject *type)
  * a reference to its text. The entries are good for the one dict they were read from (`int_texts_of`,
  * referenced so that its address is not reused): the int summariser's, whose text for a value is always
  * the value's repr. */
-enum { INT_TEXT_SLOTS = 4096 };
+enum { INT_TEXT_BITS = 12, INT_TEXT_SLOTS = 1 << INT_TEXT_BITS };
 
 typedef struct {
     long value;
@@ -860,7 +860,7 @@ int_text_entry(PyObject *texts, PyObject *value)
         Py_XSETREF(int_texts_of, Py_NewRef(texts));
     }
     uint64_t h = (uint64_t)v * 0x9E3779B97F4A7C15ULL;
-    IntTextEntry *e = &int_texts[h >> (64 - 12)];
+    IntTextEntry *e = &int_texts[h >> (64 - INT_TEXT_BITS)];  /* the product's top bits */
     if (e->text != NULL && e->value != v)
         Py_CLEAR(e->text);  /* a str: its release runs no code */
     e->value = v;

@@ -117,14 +117,12 @@ def operator_argument_names(func, _names={}) -> tuple[str, ...]:
 
 def _summarise_op(func, args, kwargs):
     """The summaries of an operator's arguments: a tuple in schema order when all are positional (the
-    common case, and a third of a dict's memory), else a dict by name. The recorder calls summarise_values
-    itself for positional arguments where the C module is built: the dispatcher never passes more of them
-    than the schema names (Call.args names any past them arg<i>, as here)."""
+    common case, and a third of a dict's memory), else a dict by name. Where the C module is built, the
+    recorder calls summarise_values itself for positional arguments instead: the dispatcher never passes
+    more of them than the schema names (Call.args names any past them arg<i>, as here)."""
     names = operator_argument_names(func)
     get = _by_type.get  # summarise() inlined, as in summarise_frame
     if not kwargs and len(args) <= len(names):
-        if summarise_values is not None and type(args) is tuple:
-            return summarise_values(args, summarise, _by_type, _fast_by_type)
         return tuple([(get(type(value)) or summarise)(value) for value in args])
     out = {}
     for i, value in enumerate(args):
