@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime
+import gc
 import json
 import os
 import platform
@@ -117,11 +118,13 @@ def untraced(workload):
     workload()
 
 
-def tracer_mode(options, python_callbacks=False):
+def tracer_mode(options, python_callbacks=False, memory_new=False):
     """The tracer's whole `with` block as the user waits for it: recording and building the tree, with the
     tree's first use (`t.root`) inside the timed region, so that a tree built lazily counts its build too.
     The recording alone is the trace's own start..stop stamps (meta's duration_ns); the build is the rest.
-    python_callbacks: record with the Python callbacks, not the C ones."""
+    python_callbacks: record with the Python callbacks, not the C ones. memory_new: give back the memory
+    the tracer keeps from its last trace first (tracer.release_memory(), untimed), as for the first trace in
+    a process: its event log and tree then take pages new from the system."""
     def run(workload):
         if python_callbacks:
             with pure_python():
@@ -129,6 +132,8 @@ def tracer_mode(options, python_callbacks=False):
         return block(workload)
 
     def block(workload):
+        if memory_new:
+            tracer.release_memory()
         t = tracer.trace(**{"include": INCLUDE, **options})
         t0 = timing.clock()
         with t:
@@ -211,8 +216,9 @@ def dispatch_floor_mode():
 def make_modes(skip_viztracer_reason):
     modes = {"untraced": untraced}
     modes.update({name: tracer_mode(options) for name, options in TRACER_MODES.items()})
-    if c_callbacks_built():  # what the C callbacks save
+    if c_callbacks_built():  # what the C callbacks save, and what the memory kept between traces saves
         modes["tracer python, Python callbacks"] = tracer_mode(TRACER_MODES["tracer python"], python_callbacks=True)
+        modes["tracer python, memory new"] = tracer_mode(TRACER_MODES["tracer python"], memory_new=True)
     if not skip_viztracer_reason:
         modes["viztracer"] = viztracer_mode(c_functions=False)
         modes["viztracer +C"] = viztracer_mode(c_functions=True)
@@ -229,6 +235,8 @@ def recording_memory(workload, options):
     """Bytes that recording holds per event, from tracemalloc: the peak while recording, less the
     untraced workload's own peak."""
     def peak(run):
+        gc.collect()
+        tracer.release_memory()  # memory kept from an earlier trace would be reused unseen by tracemalloc
         tracemalloc.start()
         try:
             tracemalloc.reset_peak()
@@ -252,6 +260,7 @@ def recording_memory(workload, options):
     traced_peak, rec = peak(recorded)
     events = len(rec.events)
     held = max(traced_peak - untraced_peak, 0)
+    tracer.release_memory()
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -471,7 +480,10 @@ def report(meta, results, memory, sizes, render, book, core, targets, workers=No
            "untraced run (the cost of the mode itself, least disturbed by whatever else the machine ran), as the",
            "issue measured them; the *fastest's overhead* column gives those numbers. *hook floor* is the tracer",
            "with nothing included: CPython calling the C hook at every event and the code table's answer, the",
-           "least any recorder on that hook can cost.", ""]
+           "least any recorder on that hook can cost. The tracer keeps the memory of its last trace's event log and",
+           "tree (up to 16 MiB each, `tracer.spare_memory()`) for the next one, as viztracer keeps its buffer",
+           "between runs: every tracer mode starts in it, but *memory new*, which gives it back first",
+           "(`tracer.release_memory()`, untimed), as for the first trace in a process.", ""]
     verdict = {True: "met", False: "**missed**", None: "not judged"}
     out += ["## Targets", ""] + [f"- {verdict[ok]}: {text}" for ok, text in targets] + [""]
     for workload, modes in results.items():

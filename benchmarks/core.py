@@ -19,6 +19,9 @@ Modes, interleaved (timing.interleave: A B C A B C ...):
                                  (sys.monitoring on 3.12+, setprofile on 3.10/3.11)
     tracer python, no args       the same with args=False: no argument summaries, as viztracer keeps none
     tracer python, Python callbacks   the same with the tracer's Python callbacks, where the C ones are built
+    tracer python, memory new    the same after tracer.release_memory() (untimed): the event log and the
+                                 tree in pages new from the system, as in a process's first trace; the
+                                 other modes start in the memory their last trace kept (spare_memory())
     tracer python+builtin        the same with layers=("python", "builtin")
     tracer python (setprofile)   3.12+ only: backend="setprofile", for comparison
     viztracer                    VizTracer(include_files=[benchinc's folder], ignore_c_function=True):
@@ -331,9 +334,10 @@ def c_callbacks_built() -> bool:
     return bool(setprofile_backend.USE_C if sys.version_info < (3, 12) else monitoring_backend.USE_C)
 
 
-def tracer_mode(record_times, python_callbacks=False, **options):
+def tracer_mode(record_times, python_callbacks=False, memory_new=False, **options):
     """A run under tracer.trace(include=benchinc, **options): the whole with-block is timed.
-    python_callbacks: record with the Python callbacks, not the C ones."""
+    python_callbacks: record with the Python callbacks, not the C ones. memory_new: give back the memory the
+    tracer keeps from its last trace first (tracer.release_memory(), untimed), as for a process's first trace."""
     trace = tracer.trace
 
     def traced(workload):
@@ -351,6 +355,15 @@ def tracer_mode(record_times, python_callbacks=False, **options):
         meta = t.meta
         record_times.append(meta["duration_ns"] / 1e9)
         return {"events": meta["events"]}
+
+    if memory_new:
+        def run(workload):  # noqa: F811
+            tracer.release_memory()
+            t0 = timing.clock()
+            t = traced(workload)
+            seconds = timing.clock() - t0
+            record_times.append(t.meta["duration_ns"] / 1e9)
+            return {"events": t.meta["events"], "seconds": seconds}
 
     def detail(workload):
         t = traced(workload)
@@ -430,8 +443,9 @@ def measure(repeat=DEFAULT_REPEAT, calls=DEFAULT_CALLS, warmup=1):
 
         add_tracer("tracer python")
         add_tracer("tracer python, no args", args=False)
-        if c_callbacks_built():  # what the C callbacks save
+        if c_callbacks_built():  # what the C callbacks save, and what the memory kept between traces saves
             add_tracer("tracer python, Python callbacks", python_callbacks=True)
+            add_tracer("tracer python, memory new", memory_new=True)
         add_tracer("tracer python+builtin", layers=("python", "builtin"))
         if sys.version_info >= (3, 12):
             add_tracer("tracer python (setprofile)", backend="setprofile")

@@ -1011,3 +1011,35 @@ def test_the_builds_calls_live_in_chunks_freed_with_their_tree(sample):
     del kept, root
     gc.collect()
     assert _fast.slab_chunks() == before
+
+
+@pytest.mark.skipif(_fast is None or not tracer.model.USE_C_BUILD,
+                    reason="the C module is not built here, or the build runs in Python")
+def test_a_dropped_trees_chunks_are_kept_for_the_next_tree_and_released_on_request(sample):
+    """A large tree's chunks, once its calls are freed, are kept (up to 16 MiB) for the next build, with the
+    event log's array: the next tree is cut from them and reads as a tree built in new memory.
+    release_memory() gives all of it back."""
+    def record():
+        with tracer.trace(include=("sample",)) as t:
+            for _ in range(1_500):
+                sample.outer(3)
+        return t
+
+    def shape(t):
+        return [(c.name, c.depth, c.args, c.error, c.open, len(c.children)) for c in t.calls]
+
+    gc.collect()
+    tracer.release_memory()
+    fresh = record()
+    chunks = -(-len(fresh) // 511)
+    expected = shape(fresh)
+    del fresh
+    gc.collect()
+    kept = _fast.spare_memory()
+    assert kept >= chunks * 511 * 128  # the chunks, and the log's array
+    reused = record()  # cut from the kept chunks, its events in the kept array
+    assert _fast.spare_memory() < kept and shape(reused) == expected
+    del reused
+    gc.collect()
+    assert tracer.release_memory() >= chunks * 511 * 128
+    assert tracer.record.spare_memory() == 0 and _fast.slab_chunks() == 0

@@ -7,6 +7,7 @@ import weakref
 
 import pytest
 
+import tracer.record
 from tracer.record import EventLog, Recording, calibrate_clock, new_event_log
 from tracer.record.events import CALL, RETURN
 
@@ -57,6 +58,40 @@ def test_it_keeps_every_event_across_its_windows_through_drops_and_refills():
     plain.clear()
     push(20_000)  # a new array, its windows made present anew
     assert list(log) == plain
+
+
+def test_an_emptied_logs_array_is_kept_for_the_next_log_and_released_on_request():
+    """The last emptied log's array is kept (up to 16 MiB), present, for the next log to start in: a new log
+    reads only its own events, past where the old one was made present too; release_memory() frees it."""
+    tracer.record.release_memory()
+    old = EventLog()
+    for i in range(20_000):
+        old.append((CALL, f"old{i}", i, ("x",)))
+    assert tracer.record.spare_memory() == 0
+    del old[:]
+    kept = tracer.record.spare_memory()
+    assert kept >= 20_000 * 32  # 32 bytes an event, the array's whole capacity
+    log, plain = EventLog(), []
+    for i in range(50_000):  # into the spare, past what it held and past its end: it grows as any array
+        event = (RETURN, f"new{i % 3}", i, None)
+        log.append(event)
+        plain.append(event)
+        if i == 0:
+            assert tracer.record.spare_memory() == 0  # taken
+    assert list(log) == plain
+    del log
+    assert tracer.record.spare_memory() > kept  # the larger array replaces the smaller
+    assert tracer.record.release_memory() > kept and tracer.record.spare_memory() == 0
+    assert tracer.record.release_memory() == 0
+
+
+def test_a_log_over_the_spares_size_is_freed_not_kept():
+    tracer.record.release_memory()
+    log = EventLog()
+    for i in range(600_000):  # 32 bytes each: an array of 1,048,576 events, 32 MiB
+        log.append((CALL, "f", i, None))
+    log.clear()
+    assert tracer.record.spare_memory() == 0
 
 
 def test_bad_use_says_what_to_do():

@@ -11,6 +11,7 @@ from .claims import ClaimError, claim, claim_equal, show_claims_in_ipython, skip
 from .imports import ImportFailed, ImportTrace, trace_import
 from .model import Call, Trace, trace
 from .query import Diff, diff
+from .record import release_memory, spare_memory
 from .render.html import step_through
 from .render.json import load
 from .source import link, read
@@ -21,7 +22,7 @@ __version__ = "0.1.0"
 show_claims_in_ipython()  # inside a Jupyter kernel, each cell shows the claims it made
 
 __all__ = ["Call", "ClaimError", "Diff", "ImportFailed", "ImportTrace", "Trace", "claim", "claim_equal", "diff", "link", "load",
-           "read", "skip", "step_through", "trace", "trace_import", "views"]
+           "read", "release_memory", "skip", "spare_memory", "step_through", "trace", "trace_import", "views"]
 
 
 def load_ipython_extension(ipython):
