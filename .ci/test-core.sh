@@ -15,7 +15,7 @@ for v in 3.10 3.12 3.13; do
     fi
     venv=".venv$v"
     echo "== the torch-free core on Python $v ($("$venv/bin/python" -c 'import platform; print(platform.python_version())'))"
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_core.py tests/test_faults.py tests/test_views.py tests/test_workers_core.py tests/test_eventlog.py
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_core.py tests/test_faults.py tests/test_views.py tests/test_workers_core.py tests/test_eventlog.py tests/test_build.py
 done
 for v in "${missing[@]}"; do
     echo "NOTE: python$v is not installed: the torch-free core was not tested on it."

@@ -1,6 +1,7 @@
 """The tree is built by one loop written twice, in C (beside the C callbacks) and in Python: both give
 the same tree, call for call, from the same recording."""
 
+import gc
 import importlib.util
 import sys
 
@@ -191,3 +192,40 @@ def test_positional_summaries_past_an_operators_schema_are_named_by_position(mon
         root, _ = model.build(rec)
         (select,) = [c for c in root.walk() if "select" in c.name]
         assert select.args == {"self": "f32[3] cpu", "dim": "0", "index": "1", "arg3": "9"}
+
+
+def test_a_build_that_fails_midway_raises_and_keeps_no_call_alive(sample, monkeypatch):
+    """The C builder holds the open calls' children aside until each call closes (its list made to their
+    number): where the build fails partway (here info_of raises at the last function it meets, after some
+    15,000 calls), it raises that error, and every call it had made is freed with the partial tree: none is
+    left in a chunk."""
+    gc.collect()
+    chunks = getattr(model._fast, "slab_chunks", lambda: 0)
+    before = chunks()
+
+    def many(sample):
+        for _ in range(1_500):
+            everything(sample)
+        try:
+            repr(sample.Shape(1))  # Shape.__repr__, met last (it raises: the tracer must never call it)
+        except AssertionError:
+            pass
+
+    rec, _ = record(sample, many)
+    assert len(rec.events) >= 10_000  # a tree cut from chunks
+    real = model._python_info
+
+    def failing(code, *rest):
+        if code.co_name == "__repr__":
+            raise LookupError("info_of failed")
+        return real(code, *rest)
+
+    monkeypatch.setattr(model, "_python_info", failing)
+    monkeypatch.setattr(model, "USE_C_BUILD", True)
+    with pytest.raises(LookupError, match="info_of failed"):
+        model.build(rec)
+    gc.collect()
+    assert chunks() == before
+    monkeypatch.setattr(model, "_python_info", real)  # the events are all there still: the same recording builds
+    root, _ = model.build(rec)
+    assert root.children[-1].name == "Shape.__repr__" and chunks() - before > 1

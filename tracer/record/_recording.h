@@ -1489,7 +1489,13 @@ typedef struct {
     PyObject **stack;   /* open calls or markers, strong references */
     PyObject **keys;    /* what each opened with, strong references (None for the root) */
     Py_ssize_t *depths; /* each open call's depth */
+    Py_ssize_t *from;   /* where each open call's children start in `kids` */
     Py_ssize_t n, cap;
+    /* The children of the open calls, strong references, each open call's after its parent's: a call's
+     * become its list, made to their number, when it closes (builder_flush), where appending each to a
+     * growing list cost a fifth of the build's instructions (and a list's spare room). */
+    PyObject **kids;
+    Py_ssize_t n_kids, cap_kids;
     PyObject *hidden, *dropped, *raised, *raised_here, *unwound, *empty;
     int slab;           /* calls are cut from _slab.h's chunks */
 } Builder;
@@ -1512,13 +1518,88 @@ builder_push(Builder *b, PyObject *entry, PyObject *key, Py_ssize_t depth)
         if (depths == NULL)
             return PyErr_NoMemory(), -1;
         b->depths = depths;
+        Py_ssize_t *from = PyMem_Realloc(b->from, cap * sizeof(Py_ssize_t));
+        if (from == NULL)
+            return PyErr_NoMemory(), -1;
+        b->from = from;
         b->cap = cap;
     }
     b->stack[b->n] = Py_NewRef(entry);
     b->keys[b->n] = Py_NewRef(key);
     b->depths[b->n] = depth;
+    b->from[b->n] = b->n_kids;
     b->n++;
     return 0;
+}
+
+/* A new child of the innermost open call (the reference passes to `kids`): 0, or -1 with an error set. */
+static int
+builder_add_kid(Builder *b, PyObject *call)
+{
+    if (b->n_kids == b->cap_kids) {
+        Py_ssize_t cap = b->cap_kids ? b->cap_kids * 2 : 256;
+        PyObject **kids = PyMem_Realloc(b->kids, cap * sizeof(PyObject *));
+        if (kids == NULL) {
+            Py_DECREF(call);
+            return PyErr_NoMemory(), -1;
+        }
+        b->kids = kids;
+        b->cap_kids = cap;
+    }
+    b->kids[b->n_kids++] = call;
+    return 0;
+}
+
+/* Open entry i's children (kids from b->from[i] on) become its `children`: a list of their number, or,
+ * where the call has a list already (the root, made in Python), appended to it. 0, or -1 with an error set;
+ * the children's references leave `kids` either way. */
+static int
+builder_flush(Builder *b, Py_ssize_t i)
+{
+    Py_ssize_t from = b->from[i], n = b->n_kids - from;
+    if (n <= 0)
+        return 0;
+    PyObject **items = b->kids + from;
+    b->n_kids = from;
+    CallBase *call = (CallBase *)b->stack[i];  /* a call: markers have no children */
+    int rc = 0;
+    if (call->children == NULL) {
+#ifndef Py_GIL_DISABLED
+        /* an empty list given the array itself: PyList_New(n) zeroes one first (a third of the flush) */
+        PyObject *list = PyList_New(0);
+        PyObject **array = list == NULL ? NULL : PyMem_Malloc((size_t)n * sizeof(PyObject *));
+        if (array != NULL) {
+            memcpy(array, items, (size_t)n * sizeof(PyObject *));  /* the references pass to the list */
+            ((PyListObject *)list)->ob_item = array;
+            ((PyListObject *)list)->allocated = n;
+            Py_SET_SIZE(list, n);
+            call->children = list;
+            return 0;
+        }
+        if (list != NULL)
+            PyErr_NoMemory();
+        Py_XDECREF(list);
+#else
+        PyObject *list = PyList_New(n);
+        if (list != NULL) {
+            for (Py_ssize_t k = 0; k < n; k++)
+                PyList_SET_ITEM(list, k, items[k]);  /* the references pass to the list */
+            call->children = list;
+            return 0;
+        }
+#endif
+        rc = -1;
+    }
+    else if (!PyList_Check(call->children)) {
+        PyErr_SetString(PyExc_TypeError, "build_calls: an open call's children are not a list");
+        rc = -1;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (rc == 0 && PyList_Append(call->children, items[k]) < 0)
+            rc = -1;
+        Py_DECREF(items[k]);
+    }
+    return rc;
 }
 
 /* The site of a code object, operator or C function (name, module, relpath, line, file, kind, names), made
@@ -1584,13 +1665,10 @@ builder_open(Builder *b, PyObject *key, long long t, PyObject *site, PyObject **
 {
     PyObject *parent = b->stack[b->n - 1];
     Py_ssize_t depth = b->depths[b->n - 1] + 1;
-    PyObject *siblings = call_children(parent);
     PyObject *call = NULL;
-    if (siblings != NULL && !PyList_Check(siblings))
-        PyErr_SetString(PyExc_TypeError, "build_calls: an open call's children are not a list");
-    else if (siblings != NULL && depth <= INT_MAX)
+    if (depth <= INT_MAX)
         call = b->slab ? slab_alloc(b->type) : b->type->tp_alloc(b->type, 0);  /* zeroed: no children yet, duration 0 */
-    else if (siblings != NULL)
+    else
         PyErr_SetString(PyExc_OverflowError, "build_calls: calls nested too deep");
     if (call == NULL) {
         if (argv != NULL)
@@ -1613,11 +1691,9 @@ builder_open(Builder *b, PyObject *key, long long t, PyObject *site, PyObject **
         PyObject **p = (PyObject **)((char *)call + b->other[i]);
         Py_XSETREF(*p, Py_NewRef(Py_None));
     }
-    if (PyList_Append(siblings, call) < 0 || builder_push(b, call, key, depth) < 0) {
-        Py_DECREF(call);
+    /* the new reference goes to its parent's children, then the stack takes one: its children start after it */
+    if (builder_add_kid(b, call) < 0 || builder_push(b, call, key, depth) < 0)
         return NULL;
-    }
-    Py_DECREF(call);
     return call;  /* borrowed: the stack holds it */
 }
 
@@ -1652,12 +1728,16 @@ is_call(Builder *b, PyObject *entry)
     return entry != b->hidden && entry != b->dropped;
 }
 
-static void
+/* The innermost open entry, taken off the stack (the references pass to the caller), its children made
+ * its list: 0, or -1 with an error set (the references are the caller's still). */
+static int
 builder_pop(Builder *b, PyObject **entry, PyObject **key)
 {
+    int rc = builder_flush(b, b->n - 1);
     b->n--;
-    *entry = b->stack[b->n];  /* the references pass to the caller */
+    *entry = b->stack[b->n];
     *key = b->keys[b->n];
+    return rc;
 }
 
 /* A return whose call is not the innermost open one (model._close). */
@@ -1671,9 +1751,8 @@ builder_close(Builder *b, PyObject *key, long long t, PyObject *error, Py_ssize_
         return 0;
     while (b->n > 1) {
         PyObject *entry, *open_key;
-        builder_pop(b, &entry, &open_key);
-        int rc = 0, done = open_key == key;
-        if (is_call(b, entry)) {
+        int rc = builder_pop(b, &entry, &open_key), done = open_key == key;
+        if (rc == 0 && is_call(b, entry)) {
             builder_finish(entry, t);
             if (done && error != Py_None) {
                 int truth = PyObject_IsTrue(error);
@@ -1782,13 +1861,14 @@ build_calls(PyObject *module, PyObject *args)
     b.stack = PyMem_Malloc(b.cap * sizeof(PyObject *));
     b.keys = PyMem_Malloc(b.cap * sizeof(PyObject *));
     b.depths = PyMem_Malloc(b.cap * sizeof(Py_ssize_t));
+    b.from = PyMem_Malloc(b.cap * sizeof(Py_ssize_t));
     CodeTable infos = {0}, aten_infos = {0}, builtin_sites = {0};
     PyObject *out = NULL;
     Py_ssize_t n_hidden = 0, in_aten = 0;  /* in_aten: inside an operator, the dispatcher's Python is skipped */
     int truncated = 0, populated = 0;
     if (b.raised == NULL || b.raised_here == NULL || b.unwound == NULL || b.empty == NULL)
         goto done;
-    if (b.stack == NULL || b.keys == NULL || b.depths == NULL) {
+    if (b.stack == NULL || b.keys == NULL || b.depths == NULL || b.from == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -1882,9 +1962,8 @@ build_calls(PyObject *module, PyObject *args)
         else if (kind == k_return || kind == k_c_return) {
             if (b.keys[b.n - 1] == what && what != Py_None) {
                 PyObject *entry, *key;
-                builder_pop(&b, &entry, &key);
-                int rc = 0;
-                if (is_call(&b, entry)) {
+                int rc = builder_pop(&b, &entry, &key);
+                if (rc == 0 && is_call(&b, entry)) {
                     builder_finish(entry, t);
                     if (extra != Py_None) {
                         int truth = PyObject_IsTrue(extra);
@@ -1962,6 +2041,9 @@ build_calls(PyObject *module, PyObject *args)
             goto done;
         }
     }
+    for (Py_ssize_t i = b.n - 1; i >= 0; i--)  /* the calls still open, the root last */
+        if (builder_flush(&b, i) < 0)
+            goto done;
     PyObject *stack = PyList_New(b.n), *keys = PyList_New(b.n);
     if (stack == NULL || keys == NULL) {
         Py_XDECREF(stack);
@@ -1981,9 +2063,13 @@ done:
         Py_DECREF(b.stack[i]);
         Py_DECREF(b.keys[i]);
     }
+    for (Py_ssize_t i = 0; i < b.n_kids; i++)  /* children not given to their parents: a failed build */
+        Py_DECREF(b.kids[i]);
     PyMem_Free(b.stack);
     PyMem_Free(b.keys);
     PyMem_Free(b.depths);
+    PyMem_Free(b.from);
+    PyMem_Free(b.kids);
     if (infos.slots != NULL)
         table_free(&infos);
     if (aten_infos.slots != NULL)
