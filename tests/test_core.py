@@ -928,8 +928,9 @@ def test_the_arena_wrapper_is_there_only_while_a_large_tree_is_built(sample, mon
 
 def test_an_int_not_seen_yet_reads_as_its_repr_with_no_python_call_from_c(sample, backend, monkeypatch):
     """An int's summary is its repr, one text per value shared through the summariser's dict. The C
-    callbacks make a new value's text themselves and file it there, calling the summariser only to empty
-    a full dict (summary._shared): the same texts, with no Python call for each int not seen yet."""
+    callbacks make a new value's text themselves: one that fits in a C long kept in their own table, a
+    longer one filed in the dict, the summariser called only to empty a full dict (summary._shared): the
+    same texts, with no Python call for each int not seen yet."""
     from tracer.record import summary
     summary.summarise(0)  # the int summariser is made and filed on first sight
     texts, limit = summary._fast_by_type[int]
@@ -939,16 +940,20 @@ def test_an_int_not_seen_yet_reads_as_its_repr_with_no_python_call_from_c(sample
         called.append(value)
         return shared(value)
     monkeypatch.setitem(summary._by_type, int, counted)
-    values = [10**15 + 7 * i for i in range(limit + 50)]  # not seen before; past the limit, the dict empties
-    with tracer.trace(include=("sample",), backend=backend) as t:
-        for value in values:
-            sample.helper(value)
-    assert [c.args["x"] for c in t.find("helper")] == [repr(v) for v in values]
-    assert len(texts) <= limit and texts[values[-1]] == repr(values[-1])
-    if C_MODULES[backend].USE_C:
-        assert 1 <= len(called) <= 2  # only where the dict was full
-    else:
-        assert called == values
+    for values in ([10**15 + 7 * i for i in range(limit + 50)],  # in a long; past the dict's limit
+                   [2**70 + 7 * i for i in range(limit + 50)]):  # past a long: the dict empties
+        called.clear()
+        with tracer.trace(include=("sample",), backend=backend) as t:
+            for value in values:
+                sample.helper(value)
+        assert [c.args["x"] for c in t.find("helper")] == [repr(v) for v in values]
+        if C_MODULES[backend].USE_C and values[0] < 2**63:
+            assert called == [] and values[-1] not in texts  # the C table's
+        elif C_MODULES[backend].USE_C:
+            assert 1 <= len(called) <= 2 and texts[values[-1]] == repr(values[-1])  # called where it was full
+        else:
+            assert called == values and texts[values[-1]] == repr(values[-1])
+        assert len(texts) <= limit
 
 
 def test_ints_read_as_their_repr_through_the_c_table_in_front_of_the_dict(sample, backend, monkeypatch):

@@ -861,7 +861,8 @@ fast_how(PyObject *fast, PyObject *type)
  * counted by benchmarks/instructions.py). Direct-mapped, a collision replaces the entry; each entry holds
  * a reference to its text. The entries are good for the one dict they were read from (`int_texts_of`,
  * referenced so that its address is not reused): the int summariser's, whose text for a value is always
- * the value's repr. */
+ * the value's repr. A new value's text is made here and kept in the table only, not filed in the dict too:
+ * the dict holds what the summariser filed (the Python callbacks' texts), read where the table misses. */
 enum { INT_TEXT_BITS = 12, INT_TEXT_SLOTS = 1 << INT_TEXT_BITS };
 
 typedef struct {
@@ -956,19 +957,23 @@ summarise_value(PyObject *summarise, PyObject *by_type, PyObject *fast, PyObject
                 }
                 if (PyErr_Occurred())
                     return NULL;
-                /* a value not seen yet: its summariser makes the text and shares it; an int's is its repr,
-                 * made and filed here as the summariser files it, which itself empties a full dict (and
-                 * handles an int too long to write out) */
+                if (entry != NULL) {
+                    /* a new int that fits in a long: its repr, kept in the table only; filing it in the dict
+                     * as well cost as much as the rest of its summary (most such ints are seen once) */
+                    if ((entry->text = int_repr_small(entry->value)) == NULL)
+                        return NULL;
+                    return Py_NewRef(entry->text);
+                }
+                /* a value not seen yet: its summariser makes the text and shares it; an int past a long's
+                 * range is its repr, made and filed here as the summariser files it, which itself empties a
+                 * full dict (and handles an int too long to write out) */
                 Py_ssize_t limit = limit_of == NULL ? 0 : PyLong_AsSsize_t(limit_of);
                 if (limit == -1 && PyErr_Occurred())
                     return NULL;
                 if (PyLong_CheckExact(value) && PyDict_GET_SIZE(texts) < limit) {
-                    if ((text = entry != NULL ? int_repr_small(entry->value) : PyObject_Repr(value)) != NULL) {
-                        if (PyDict_SetItem(texts, value, text) == 0) {
-                            if (entry != NULL)
-                                entry->text = Py_NewRef(text);
+                    if ((text = PyObject_Repr(value)) != NULL) {
+                        if (PyDict_SetItem(texts, value, text) == 0)
                             return text;
-                        }
                         Py_DECREF(text);
                         return NULL;
                     }

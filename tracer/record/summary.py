@@ -149,8 +149,9 @@ def _shared(fn, new_is_repr=False):
     """fn, with one string per distinct value: recording keeps many copies of the same few summaries.
 
     new_is_repr: fn is repr where repr succeeds (ints), so the C callbacks make a new value's text
-    themselves (no Python call for each int not seen yet): they file it as this does, while the dict holds
-    fewer than the limit, and call this to empty a full one or for an int too long to write out."""
+    themselves (no Python call for each int not seen yet): one that fits in a C long they keep in a table
+    of their own (reading this dict where it misses), a longer one they file as this does while the dict
+    holds fewer than the limit, calling this to empty a full one or for an int too long to write out."""
     texts: dict = {}
     limit = _MAX_SHARED
 
