@@ -11,8 +11,9 @@
  * slot is the chunk's address, the collector's header and the object, which is made as
  * PyType_GenericAlloc makes one (zeroed, its type referenced, tracked, counted in the young generation's
  * allocations) and freed as PyObject_GC_Del frees one; CALL_SLAB in its flags sends its memory back here.
- * A chunk is freed when the last of its calls is, once the build is done with it. A call the program
- * keeps keeps its parent, and so its whole tree: chunks hold no more than the trees alive.
+ * A chunk is done with when the last of its calls is freed, once the build is done with it: it goes to
+ * the spares (up to SLAB_SPARES), for the next build, or is freed. A call the program keeps keeps its
+ * parent, and so its whole tree: chunks in use hold no more than the trees alive.
  *
  * Only a large tree's calls take slots (POPULATE_MIN_EVENTS events or more: a chunk is 64 KiB), and only
  * where the type the build makes (model.Call) is the plain heap type PyType_GenericAlloc would allocate
@@ -21,9 +22,11 @@
  *
  *   slab_fits(type)  whether the build may cut `type`'s calls from chunks;
  *   slab_alloc(type) a new call from the current chunk (a new chunk where it is full), or NULL;
- *   slab_free(op)    its memory back: the chunk is freed with its last call, once retired;
+ *   slab_free(op)    its memory back: the chunk goes with its last call, once retired;
  *   slab_retire()    the build is done: its last chunk takes no more calls.
- *   slab_chunks()    (Python) how many chunks are alive: for the tests. */
+ *   slab_chunks()    (Python) how many chunks are in use: for the tests;
+ *   spare_memory()   (Python) the bytes of the spare chunks and the event log's spare (_recording.h);
+ *   release_memory() (Python) frees them, returns how many bytes. */
 
 #ifndef TRACER_SLAB_H
 #define TRACER_SLAB_H
