@@ -29,7 +29,7 @@ def _c_modules():
 
 
 def spare_memory() -> int:
-    """Bytes the tracer keeps for its next trace: the array of the last large event log it emptied and the
+    """Bytes the tracer keeps for its next trace: the array of the largest event log it emptied and the
     chunks of the large trees freed since (up to 16 MiB each), their pages present, so that the next
     recording and build write into memory the system has mapped already. 0 where no C recorder is built."""
     return sum(module.spare_memory() for module in _c_modules())
@@ -38,6 +38,8 @@ def spare_memory() -> int:
 def release_memory() -> int:
     """Give back what spare_memory() counts (the next trace takes its memory new again); returns those bytes."""
     return sum(module.release_memory() for module in _c_modules())
+
+
 BACKENDS = ("auto", "setprofile", "sys.monitoring")
 
 
