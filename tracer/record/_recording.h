@@ -300,15 +300,25 @@ log_spare_keep(Event *items, Py_ssize_t cap, Py_ssize_t ready)
     log_spare_ready = ready;
 }
 
+/* The spare taken out (NULL where there is none), with its capacity and how much of it is present. */
+static Event *
+log_spare_take(Py_ssize_t *cap, Py_ssize_t *ready)
+{
+    Event *items = log_spare;
+    *cap = log_spare_cap;
+    *ready = log_spare_ready;
+    log_spare = NULL;
+    log_spare_cap = log_spare_ready = 0;
+    return items;
+}
+
 /* The spare's bytes, freed: how many. */
 static size_t
 log_spare_release(void)
 {
-    size_t bytes = (size_t)log_spare_cap * sizeof(Event);
-    PyMem_RawFree(log_spare);
-    log_spare = NULL;
-    log_spare_cap = log_spare_ready = 0;
-    return bytes;
+    Py_ssize_t cap, ready;
+    PyMem_RawFree(log_spare_take(&cap, &ready));
+    return (size_t)cap * sizeof(Event);
 }
 
 /* Room for the next event, where n has reached `ready`: the array doubles where it is full, and the next
@@ -321,11 +331,7 @@ static int
 log_make_room(EventLog *log)
 {
     if (log->cap == 0 && log_spare != NULL) {  /* a new log starts in the spare, present as far as it was */
-        log->items = log_spare;
-        log->cap = log_spare_cap;
-        log->ready = log_spare_ready;
-        log_spare = NULL;
-        log_spare_cap = log_spare_ready = 0;
+        log->items = log_spare_take(&log->cap, &log->ready);
         if (log->n < log->ready)
             return 0;
     }
@@ -1568,8 +1574,8 @@ builder_flush(Builder *b, Py_ssize_t i)
     CallBase *call = (CallBase *)b->stack[i];  /* a call: markers have no children */
     int rc = 0;
     if (call->children == NULL) {
-#ifndef Py_GIL_DISABLED
-        /* an empty list given the array itself, where PyList_New(n) would allocate one zeroed and fill it */
+        /* an empty list given the array itself, where PyList_New(n) would allocate one zeroed and fill it (the
+         * list's layout is the GIL build's: setup.py builds no C module for a free-threaded Python) */
         PyObject *list = PyList_New(0);
         PyObject **array = list == NULL ? NULL : PyMem_Malloc((size_t)n * sizeof(PyObject *));
         if (array != NULL) {
@@ -1583,15 +1589,6 @@ builder_flush(Builder *b, Py_ssize_t i)
         if (list != NULL)
             PyErr_NoMemory();
         Py_XDECREF(list);
-#else
-        PyObject *list = PyList_New(n);
-        if (list != NULL) {
-            for (Py_ssize_t k = 0; k < n; k++)
-                PyList_SET_ITEM(list, k, items[k]);  /* the references pass to the list */
-            call->children = list;
-            return 0;
-        }
-#endif
         rc = -1;
     }
     else if (!PyList_Check(call->children)) {

@@ -53,6 +53,7 @@ static SlabChunk *slab_spares;
 static int slab_n_spares;
 
 #define SLAB_PREFIX (sizeof(SlabChunk *) + sizeof(PyGC_Head))
+#define SLAB_CHUNK_BYTES (sizeof(SlabChunk) + (size_t)SLAB_SLOTS * SLAB_SLOT)  /* a chunk, its header included */
 
 static int
 slab_fits(PyTypeObject *type)
@@ -111,10 +112,10 @@ slab_alloc(PyTypeObject *type)
             slab_n_spares--;
         }
         else {
-            chunk = PyMem_RawMalloc(sizeof(SlabChunk) + (size_t)SLAB_SLOTS * SLAB_SLOT);
+            chunk = PyMem_RawMalloc(SLAB_CHUNK_BYTES);
             if (chunk == NULL)
                 return PyErr_NoMemory();
-            arenas_populate(chunk, sizeof(SlabChunk) + (size_t)SLAB_SLOTS * SLAB_SLOT);
+            arenas_populate(chunk, SLAB_CHUNK_BYTES);
         }
         chunk->live = 0;
         chunk->used = 0;
@@ -157,7 +158,7 @@ static size_t
 spares_bytes(void)
 {
     return (size_t)log_spare_cap * sizeof(Event) +
-           (size_t)slab_n_spares * (sizeof(SlabChunk) + (size_t)SLAB_SLOTS * SLAB_SLOT);
+           (size_t)slab_n_spares * SLAB_CHUNK_BYTES;
 }
 
 static PyObject *
