@@ -31,9 +31,10 @@ def _c_modules():
 def spare_memory() -> int:
     """Bytes the tracer keeps for its next trace: the array of the largest event log it emptied and the
     chunks of the large trees freed since (up to 16 MiB each), their pages present, so that the next
-    recording and build write into memory the system has mapped already. A dropped tree is freed (and its
-    chunks spare) at the collector's next full collection: each call refers to its parent, a cycle. 0 where
-    no C recorder is built."""
+    recording and build write into memory the system has mapped already. A dropped large tree is freed (and
+    its chunks spare) at the collector's next full collection: each call refers to its parent, a cycle, and
+    a large tree is moved to the oldest generation when built (a small one stays young). 0 where no C
+    recorder is built."""
     return sum(module.spare_memory() for module in _c_modules())
 
 
