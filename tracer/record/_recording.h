@@ -1410,7 +1410,7 @@ CallBase_clear(CallBase *self)
 }
 
 /* _slab.h (included by each module after the interpreter's internal headers) */
-static int slab_fits(PyTypeObject *type);
+static int slab_start(PyTypeObject *type);
 static PyObject *slab_alloc(PyTypeObject *type);
 static void slab_free(PyObject *op);
 static void slab_retire(void);
@@ -1492,14 +1492,20 @@ enum { MAX_OTHER_SLOTS = 16 };
  * allocator already has, and would leave most of its last chunk empty. */
 enum { POPULATE_MIN_EVENTS = 10000 };
 
+/* An open call (or marker) on the build's stack: one array of these, where four arrays side by side took
+ * four stores to four places and four checks of room a push. */
+typedef struct {
+    PyObject *entry;    /* the open call, or a marker (hidden, dropped): a strong reference */
+    PyObject *key;      /* what it opened with: a strong reference (None for the root) */
+    Py_ssize_t depth;   /* its depth */
+    Py_ssize_t from;    /* where its children start in `kids` */
+} Open;
+
 typedef struct {
     PyTypeObject *type;
     Py_ssize_t other[MAX_OTHER_SLOTS];  /* the slots subclasses of CallBase add: set to None */
     int n_other;
-    PyObject **stack;   /* open calls or markers, strong references */
-    PyObject **keys;    /* what each opened with, strong references (None for the root) */
-    Py_ssize_t *depths; /* each open call's depth */
-    Py_ssize_t *from;   /* where each open call's children start in `kids` */
+    Open *stack;        /* the open calls, the root first */
     Py_ssize_t n, cap;
     /* The children of the open calls, strong references, each open call's after its parent's: a call's
      * become its list, made to their number, when it closes (builder_flush). Appending each to a growing
@@ -1516,29 +1522,17 @@ builder_push(Builder *b, PyObject *entry, PyObject *key, Py_ssize_t depth)
 {
     if (b->n == b->cap) {
         Py_ssize_t cap = b->cap * 2;
-        PyObject **stack = PyMem_Realloc(b->stack, cap * sizeof(PyObject *));
+        Open *stack = PyMem_Realloc(b->stack, cap * sizeof(Open));
         if (stack == NULL)
             return PyErr_NoMemory(), -1;
         b->stack = stack;
-        PyObject **keys = PyMem_Realloc(b->keys, cap * sizeof(PyObject *));
-        if (keys == NULL)
-            return PyErr_NoMemory(), -1;
-        b->keys = keys;
-        Py_ssize_t *depths = PyMem_Realloc(b->depths, cap * sizeof(Py_ssize_t));
-        if (depths == NULL)
-            return PyErr_NoMemory(), -1;
-        b->depths = depths;
-        Py_ssize_t *from = PyMem_Realloc(b->from, cap * sizeof(Py_ssize_t));
-        if (from == NULL)
-            return PyErr_NoMemory(), -1;
-        b->from = from;
         b->cap = cap;
     }
-    b->stack[b->n] = Py_NewRef(entry);
-    b->keys[b->n] = Py_NewRef(key);
-    b->depths[b->n] = depth;
-    b->from[b->n] = b->n_kids;
-    b->n++;
+    Open *top = &b->stack[b->n++];
+    top->entry = Py_NewRef(entry);
+    top->key = Py_NewRef(key);
+    top->depth = depth;
+    top->from = b->n_kids;
     return 0;
 }
 
@@ -1560,18 +1554,18 @@ builder_add_kid(Builder *b, PyObject *call)
     return 0;
 }
 
-/* Open entry i's children (kids from b->from[i] on) become its `children`: a list of their number, or,
+/* Open entry i's children (kids from b->stack[i].from on) become its `children`: a list of their number, or,
  * where the call has a list already (the root, made in Python), appended to it. 0, or -1 with an error set;
  * the children's references leave `kids` either way. */
 static int
 builder_flush(Builder *b, Py_ssize_t i)
 {
-    Py_ssize_t from = b->from[i], n = b->n_kids - from;
+    Py_ssize_t from = b->stack[i].from, n = b->n_kids - from;
     if (n <= 0)
         return 0;
     PyObject **items = b->kids + from;
     b->n_kids = from;
-    CallBase *call = (CallBase *)b->stack[i];  /* a call: markers have no children */
+    CallBase *call = (CallBase *)b->stack[i].entry;  /* a call: markers have no children */
     int rc = 0;
     if (call->children == NULL) {
         /* an empty list given the array itself, where PyList_New(n) would allocate one zeroed and fill it (the
@@ -1664,8 +1658,8 @@ static PyObject *
 builder_open(Builder *b, PyObject *key, long long t, PyObject *site, PyObject **argv, int argc, PyObject *args,
              int final, int resumed)
 {
-    PyObject *parent = b->stack[b->n - 1];
-    Py_ssize_t depth = b->depths[b->n - 1] + 1;
+    PyObject *parent = b->stack[b->n - 1].entry;
+    Py_ssize_t depth = b->stack[b->n - 1].depth + 1;
     PyObject *call = NULL;
     if (depth <= INT_MAX)
         call = b->slab ? slab_alloc(b->type) : b->type->tp_alloc(b->type, 0);  /* zeroed: no children yet, duration 0 */
@@ -1736,8 +1730,8 @@ builder_pop(Builder *b, PyObject **entry, PyObject **key)
 {
     int rc = builder_flush(b, b->n - 1);
     b->n--;
-    *entry = b->stack[b->n];
-    *key = b->keys[b->n];
+    *entry = b->stack[b->n].entry;
+    *key = b->stack[b->n].key;
     return rc;
 }
 
@@ -1746,7 +1740,7 @@ static int
 builder_close(Builder *b, PyObject *key, long long t, PyObject *error, Py_ssize_t index)
 {
     Py_ssize_t i = b->n - 1;
-    while (i >= 0 && b->keys[i] != key)
+    while (i >= 0 && b->stack[i].key != key)
         i--;
     if (i < 0)  /* its call opened before recording started */
         return 0;
@@ -1859,17 +1853,14 @@ build_calls(PyObject *module, PyObject *args)
     b.unwound = PyDict_New();
     b.empty = PyTuple_New(0);
     b.cap = 64;
-    b.stack = PyMem_Malloc(b.cap * sizeof(PyObject *));
-    b.keys = PyMem_Malloc(b.cap * sizeof(PyObject *));
-    b.depths = PyMem_Malloc(b.cap * sizeof(Py_ssize_t));
-    b.from = PyMem_Malloc(b.cap * sizeof(Py_ssize_t));
+    b.stack = PyMem_Malloc(b.cap * sizeof(Open));
     CodeTable infos = {0}, aten_infos = {0}, builtin_sites = {0};
     PyObject *out = NULL;
     Py_ssize_t n_hidden = 0, in_aten = 0;  /* in_aten: inside an operator, the dispatcher's Python is skipped */
     int truncated = 0, populated = 0;
     if (b.raised == NULL || b.raised_here == NULL || b.unwound == NULL || b.empty == NULL)
         goto done;
-    if (b.stack == NULL || b.keys == NULL || b.depths == NULL || b.from == NULL) {
+    if (b.stack == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -1880,7 +1871,7 @@ build_calls(PyObject *module, PyObject *args)
     /* The events stay alive through the loop: Python code it calls (info_of) appends nothing to them. */
     Py_ssize_t n_events = from_log ? LOG_SIZE(events) : PyList_GET_SIZE(events);
     if (n_events >= POPULATE_MIN_EVENTS) {  /* a large tree: see _slab.h and _arenas.h */
-        b.slab = slab_fits(b.type);
+        b.slab = slab_start(b.type);
         populated = arenas_wrap();
     }
     for (Py_ssize_t index = 0; index < n_events; index++) {
@@ -1915,8 +1906,8 @@ build_calls(PyObject *module, PyObject *args)
                 goto done;
             extra = PyTuple_GET_ITEM(event, 3);
         }
-        PyObject *parent = b.stack[b.n - 1];
-        Py_ssize_t parent_depth = b.depths[b.n - 1];
+        PyObject *parent = b.stack[b.n - 1].entry;
+        Py_ssize_t parent_depth = b.stack[b.n - 1].depth;
         if (in_aten && kind != k_aten_call && kind != k_aten_return && kind != k_truncated)
             continue;
         if (kind == k_call || kind == k_resume) {
@@ -1961,7 +1952,7 @@ build_calls(PyObject *module, PyObject *args)
                 goto done;
         }
         else if (kind == k_return || kind == k_c_return) {
-            if (b.keys[b.n - 1] == what && what != Py_None) {
+            if (b.stack[b.n - 1].key == what && what != Py_None) {
                 PyObject *entry, *key;
                 int rc = builder_pop(&b, &entry, &key);
                 if (rc == 0 && is_call(&b, entry)) {
@@ -2052,8 +2043,8 @@ build_calls(PyObject *module, PyObject *args)
         goto done;
     }
     for (Py_ssize_t i = 0; i < b.n; i++) {
-        PyList_SET_ITEM(stack, i, Py_NewRef(b.stack[i]));
-        PyList_SET_ITEM(keys, i, Py_NewRef(b.keys[i]));
+        PyList_SET_ITEM(stack, i, Py_NewRef(b.stack[i].entry));
+        PyList_SET_ITEM(keys, i, Py_NewRef(b.stack[i].key));
     }
     out = Py_BuildValue("(NNnOO)", stack, keys, n_hidden, b.unwound, truncated ? Py_True : Py_False);
 done:
@@ -2061,15 +2052,12 @@ done:
         arenas_unwrap();
     slab_retire();
     for (Py_ssize_t i = 0; i < b.n; i++) {
-        Py_DECREF(b.stack[i]);
-        Py_DECREF(b.keys[i]);
+        Py_DECREF(b.stack[i].entry);
+        Py_DECREF(b.stack[i].key);
     }
     for (Py_ssize_t i = 0; i < b.n_kids; i++)  /* children not given to their parents: a failed build */
         Py_DECREF(b.kids[i]);
     PyMem_Free(b.stack);
-    PyMem_Free(b.keys);
-    PyMem_Free(b.depths);
-    PyMem_Free(b.from);
     PyMem_Free(b.kids);
     if (infos.slots != NULL)
         table_free(&infos);

@@ -20,7 +20,8 @@
  * (no dict, no weak references, no finaliser, fits a slot); a subclass with slots of its own, a small
  * tree's calls and every call made from Python are allocated as before.
  *
- *   slab_fits(type)  whether the build may cut `type`'s calls from chunks;
+ *   slab_start(type) whether the build may cut `type`'s calls from chunks (its collector's state is
+ *                    read there, once a build);
  *   slab_alloc(type) a new call from the current chunk (a new chunk where it is full), or NULL;
  *   slab_free(op)    its memory back: the chunk goes with its last call, once retired;
  *   slab_retire()    the build is done: its last chunk takes no more calls.
@@ -32,6 +33,7 @@
 #define TRACER_SLAB_H
 
 enum { SLAB_SLOT = 128, SLAB_SLOTS = 511 };
+_Static_assert(SLAB_SLOT == 8 * 16, "slab_zero writes a slot as eight 16-byte stores");
 
 typedef struct SlabChunk {
     Py_ssize_t live;         /* its calls not freed yet */
@@ -55,12 +57,19 @@ static int slab_n_spares;
 #define SLAB_PREFIX (sizeof(SlabChunk *) + sizeof(PyGC_Head))
 #define SLAB_CHUNK_BYTES (sizeof(SlabChunk) + (size_t)SLAB_SLOTS * SLAB_SLOT)  /* a chunk, its header included */
 
+/* The collector's state of the interpreter that builds, read once a build (slab_start): slab_alloc links
+ * each call into its young generation as _PyObject_GC_TRACK does (the same four lines on 3.10 to 3.13),
+ * where PyObject_GC_Track and _PyInterpreterState_GET each looked the thread state up again, a call to
+ * __tls_get_addr on 3.12 and 3.13 (54 of the build's 664 instructions a call, 3.12, torch-free workload). */
+static struct _gc_runtime_state *slab_gc;
+
 static int
-slab_fits(PyTypeObject *type)
+slab_start(PyTypeObject *type)
 {
 #ifdef Py_GIL_DISABLED
     return 0;
 #else
+    slab_gc = &_PyInterpreterState_GET()->gc;
     unsigned long preheader = 0;
 #ifdef Py_TPFLAGS_MANAGED_DICT
     preheader |= Py_TPFLAGS_MANAGED_DICT;
@@ -69,7 +78,8 @@ slab_fits(PyTypeObject *type)
     preheader |= Py_TPFLAGS_MANAGED_WEAKREF;
 #endif
     return type->tp_itemsize == 0 && type->tp_dictoffset == 0 && type->tp_weaklistoffset == 0 &&
-           !(type->tp_flags & preheader) && PyType_IS_GC(type) && type->tp_alloc == PyType_GenericAlloc &&
+           !(type->tp_flags & preheader) && PyType_IS_GC(type) && (type->tp_flags & Py_TPFLAGS_HEAPTYPE) &&
+           type->tp_alloc == PyType_GenericAlloc &&
            type->tp_free == PyObject_GC_Del && type->tp_finalize == NULL && type->tp_del == NULL &&
            SLAB_PREFIX + (size_t)type->tp_basicsize <= SLAB_SLOT;
 #endif
@@ -101,6 +111,22 @@ slab_retire(void)
         chunk->retired = 1;
 }
 
+/* A slot zeroed with eight sixteen-byte stores, where memset of its 128 bytes compiled to a `rep stos`,
+ * slow to start: the torch-free build of 80,640 calls went from 3.0 ms to 2.4-2.6 ms with this alone (3.12,
+ * fastest of 25 builds each). */
+static inline void
+slab_zero(char *slot)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    typedef long long zero16 __attribute__((vector_size(16), aligned(8), may_alias));
+    zero16 z = {0, 0};
+    zero16 *p = (zero16 *)slot;
+    p[0] = z; p[1] = z; p[2] = z; p[3] = z; p[4] = z; p[5] = z; p[6] = z; p[7] = z;
+#else
+    memset(slot, 0, SLAB_SLOT);
+#endif
+}
+
 static PyObject *
 slab_alloc(PyTypeObject *type)
 {
@@ -125,14 +151,23 @@ slab_alloc(PyTypeObject *type)
         slab_alive++;
     }
     char *slot = (char *)(slab_current + 1) + (size_t)slab_current->used++ * SLAB_SLOT;
-    memset(slot, 0, SLAB_SLOT);
+    slab_zero(slot);
     *(SlabChunk **)slot = slab_current;
     slab_current->live++;
     PyObject *op = (PyObject *)(slot + SLAB_PREFIX);
-    (void)PyObject_Init(op, type);  /* its type, referenced (a heap type); one reference */
+    Py_SET_TYPE(op, type);  /* as PyObject_Init: its type referenced (a heap type), one reference */
+    Py_INCREF(type);
+    _Py_NewReference(op);
     ((CallBase *)op)->flags = CALL_SLAB;
-    PyObject_GC_Track(op);
-    _PyInterpreterState_GET()->gc.generations[0].count++;  /* counted as PyType_GenericAlloc counts it */
+    /* tracked as _PyObject_GC_TRACK tracks it (its header zeroed: no flags), then counted as
+     * PyType_GenericAlloc counts it */
+    PyGC_Head *gc = (PyGC_Head *)(slot + sizeof(SlabChunk *)), *generation0 = slab_gc->generation0;
+    PyGC_Head *last = (PyGC_Head *)(generation0->_gc_prev);
+    _PyGCHead_SET_NEXT(last, gc);
+    _PyGCHead_SET_PREV(gc, last);
+    _PyGCHead_SET_NEXT(gc, generation0);
+    generation0->_gc_prev = (uintptr_t)gc;
+    slab_gc->generations[0].count++;
     return op;
 }
 
