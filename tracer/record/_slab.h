@@ -161,7 +161,7 @@ slab_alloc(PyTypeObject *type)
     ((CallBase *)op)->flags = CALL_SLAB;
     /* tracked as _PyObject_GC_TRACK tracks it (its header zeroed: no flags), then counted as
      * PyType_GenericAlloc counts it */
-    PyGC_Head *gc = (PyGC_Head *)(slot + sizeof(SlabChunk *)), *generation0 = slab_gc->generation0;
+    PyGC_Head *gc = _Py_AS_GC(op), *generation0 = slab_gc->generation0;
     PyGC_Head *last = (PyGC_Head *)(generation0->_gc_prev);
     _PyGCHead_SET_NEXT(last, gc);
     _PyGCHead_SET_PREV(gc, last);
