@@ -156,12 +156,14 @@ code_byte(PyCodeObject *code, Py_ssize_t offset)
     return byte;
 }
 
-/* frame.f_lasti: the byte offset of the instruction the frame stopped at, -1 before the first one. */
+/* frame.f_lasti: the byte offset of the instruction the frame stopped at, -1 before the first one (read
+ * as PyFrame_GetLasti reads it, without the call). */
 static int
 frame_lasti(PyFrameObject *frame)
 {
 #if PY_VERSION_HEX >= 0x030B0000
-    return PyFrame_GetLasti(frame);
+    int lasti = _PyInterpreterFrame_LASTI(frame->f_frame);
+    return lasti < 0 ? -1 : lasti * (int)sizeof(_Py_CODEUNIT);
 #else
     return frame->f_lasti < 0 ? -1 : frame->f_lasti * (int)sizeof(_Py_CODEUNIT);
 #endif
@@ -399,15 +401,17 @@ record(Profiler *self, PyFrameObject *frame, int what, PyObject *arg)
     if (what != PyTrace_CALL && what != PyTrace_RETURN &&
         !(self->want_c && (what == PyTrace_C_CALL || what == PyTrace_C_RETURN || what == PyTrace_C_EXCEPTION)))
         return 0;
-    PyCodeObject *code = PyFrame_GetCode(frame);  /* a strong reference */
-    int rc;
+    /* borrowed, as PyFrame_GetCode would give it less the reference: the running frame holds its code */
+#if PY_VERSION_HEX >= 0x030B0000
+    PyCodeObject *code = frame->f_frame->f_code;
+#else
+    PyCodeObject *code = frame->f_code;
+#endif
     switch (what) {
-    case PyTrace_CALL: rc = on_call(self, frame, code); break;
-    case PyTrace_RETURN: rc = on_return(self, frame, code, arg); break;
-    default: rc = on_c_event(self, code, what, arg); break;
+    case PyTrace_CALL: return on_call(self, frame, code);
+    case PyTrace_RETURN: return on_return(self, frame, code, arg);
+    default: return on_c_event(self, code, what, arg);
     }
-    Py_DECREF(code);
-    return rc;
 }
 
 /* An error in the callback is the tracer's, not the program's: drop the event (see the top). */
@@ -421,11 +425,19 @@ swallow_error(Profiler *self)
     return 0;
 }
 
-/* The profile function given to PyEval_SetProfile, with the Profiler as its object. */
-static int
-profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+#ifndef Py_NO_INLINE  /* pyport.h has it from 3.11 */
+#if defined(__GNUC__) || defined(__clang__)
+#define Py_NO_INLINE __attribute__((noinline))
+#else
+#define Py_NO_INLINE
+#endif
+#endif
+
+/* One event for this profiler and those it feeds (profile's work, past its first test): not inlined into
+ * profile, so that profile's first test comes before any register is saved. */
+Py_NO_INLINE static int
+profile_event(Profiler *self, PyFrameObject *frame, int what, PyObject *arg)
 {
-    Profiler *self = (Profiler *)obj;
     Py_INCREF(self);  /* truncate() uninstalls it, which drops the interpreter's reference */
     int rc = 0;
     if (record(self, frame, what, arg) < 0)
@@ -434,7 +446,7 @@ profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
     if (rc == 0 && chain != NULL) {
         if (Py_IS_TYPE(chain, &Profiler_Type)) {
             Py_INCREF(chain);  /* a truncate() on the way may unlink it */
-            rc = profile(chain, frame, what, arg);
+            rc = profile_event((Profiler *)chain, frame, what, arg);
             Py_DECREF(chain);
         }
         else if (what >= 0 && what < 8 && event_names[what] != NULL) {
@@ -449,6 +461,19 @@ profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
     }
     Py_DECREF(self);
     return rc;
+}
+
+/* The profile function given to PyEval_SetProfile, with the Profiler as its object. A C function's call or
+ * return, where neither this profiler nor one it feeds records C calls, returns at once: the most frequent
+ * event (ten load_state_dict of a resnet18: 120,000 of them against 30,000 Python calls and returns) costs
+ * no more than this test, before any register is saved or reference taken. */
+static int
+profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    Profiler *self = (Profiler *)obj;
+    if (what >= PyTrace_C_CALL && !self->want_c && self->chain == NULL)
+        return 0;
+    return profile_event(self, frame, what, arg);
 }
 
 /* -- the Profiler type ------------------------------------------------------------------------------ */
