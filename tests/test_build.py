@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import tracer
 from tracer import model
 from tracer.record import Recording
 
@@ -121,9 +122,10 @@ def test_a_slot_added_to_call_gets_none_from_the_c_builder(sample, monkeypatch):
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="the 3.10 recorder reads no fast locals: its events keep "
                     "their summaries as tuples, which a build does not take")
-def test_a_consuming_build_gives_the_same_tree_and_leaves_the_events_without_summaries(sample, monkeypatch):
+def test_a_consuming_build_gives_the_same_tree_and_empties_the_event_log(sample, monkeypatch):
     """A trace's own build (consume=True) hands each call the summaries its event kept, instead of copying
-    them: the same tree, and the recording's events then read as having none, so a later build shows none."""
+    them, and releases each event once past it: the same tree, the same meta (its event count included),
+    and the recording's log is then empty, its array kept as the next log's spare."""
     from conftest import C_MODULES
 
     for module in C_MODULES.values():  # the C recorders keep the summaries as arrays the calls can take
@@ -135,11 +137,14 @@ def test_a_consuming_build_gives_the_same_tree_and_leaves_the_events_without_sum
     assert snapshot(*model.build(rec)) == copied  # copying leaves the events as they were
     with_args = sum(1 for event in rec.events if event[0] == 0 and event[3])
     assert with_args > 5
+    n_events = len(rec.events)
+    tracer.release_memory()
     root, meta = model.build(rec, consume=True)
-    assert snapshot(root, meta) == copied
-    assert not any(event[3] for event in rec.events if event[0] == 0)
+    assert snapshot(root, meta) == copied and meta["events"] == n_events
+    assert len(rec.events) == 0 and list(rec.events) == []
+    assert tracer.spare_memory() >= n_events * 32  # the log's array, for the next recording to start in
     again, _ = model.build(rec)
-    assert all(c.args == {} for c in again.walk())
+    assert list(again.walk()) == [again]
 
 
 def test_a_calls_summaries_are_released_with_it(sample):

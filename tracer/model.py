@@ -366,7 +366,8 @@ def build(rec: Recording, exc_type=None, consume: bool = False):
     """The call tree from a finished recording: one pass over the events with a stack.
 
     consume=True where the recording is dropped next (a trace's own): the calls take the argument summaries
-    out of its events instead of copying them, and the events read as having none afterwards.
+    out of its events instead of copying them, and its event log is left empty (the C build releases each
+    event as it goes, reading the log once; a list of events is left as it was).
     """
     collecting = gc.isenabled()
     # One new object a call (a Call), none of them garbage. Built with the collector on, they would set
@@ -407,6 +408,7 @@ _restore_young = getattr(_fast, "restore_young", None)
 
 def _build(rec, exc_type, consume=False):
     events = rec.events
+    n_events = len(events)
     end_ns = rec.stopped_ns or (events[-1][2] if events else 0)
     root = Call("<traced block>", kind="block", start_ns=rec.started_ns or 0, duration_ns=end_ns - (rec.started_ns or 0))
     modules, machinery = rec.scope.modules, rec.machinery
@@ -424,6 +426,8 @@ def _build(rec, exc_type, consume=False):
             _HIDDEN, _DROPPED, "python", "builtin", "aten", consume)
     else:
         stack, keys, hidden, unwound, truncated = _build_events(events, root, info_of, rec.depth)
+        if consume and type(events) is not list:
+            events.clear()
     truncated_at = None
     if truncated:
         truncated_at = " > ".join(c.name for c in stack[1:] if isinstance(c, Call)) or root.name
@@ -434,7 +438,7 @@ def _build(rec, exc_type, consume=False):
             call.duration_ns = end_ns - call.start_ns
     if exc_type is not None:
         _name_escaped_error(root, exc_type.__name__, unwound)
-    meta = _meta(rec, len(events), truncated_at, exc_type)
+    meta = _meta(rec, n_events, truncated_at, exc_type)
     meta["hidden_below_depth"] = hidden
     return root, meta
 

@@ -61,6 +61,9 @@ class ProfileRecorder:
             self.recording.notes.append("the traced code replaced the profile function (sys.setprofile), "
                                         "so recording stopped there")
         self.recording.note_dropped(getattr(self.callback, "errors", 0))
+        # The callback holds the recording's event log and this recorder (its truncate), which holds it: without
+        # this the log, and every code object it names, would wait for the collector to find the cycle.
+        self.callback = None
 
     def truncate(self):
         _dispatcher.remove(self)  # the cap reached: this recording stops, the other blocks record on
