@@ -234,3 +234,29 @@ def test_a_build_that_fails_midway_raises_and_keeps_no_call_alive(sample, monkey
     monkeypatch.setattr(model, "_python_info", real)  # the events are all there still: the same recording builds
     root, _ = model.build(rec)
     assert root.children[-1].name == "Shape.__repr__" and chunks() - before > 1
+
+
+def test_a_blocks_recording_goes_at_its_end_without_the_collector(sample, backend):
+    """Once the tree is built, nothing holds the recording: its event log (and every code object it names) is
+    freed as the block ends, not when a collection finds a cycle, so the next recording starts in its spare."""
+    import tracer.record
+
+    def logs():
+        return [o for o in gc.get_objects() if type(o).__name__ == "EventLog" or
+                (type(o) is list and o and type(o[0]) is tuple and len(o[0]) == 4 and o[0][0] == 0)]
+
+    gc.collect()
+    before = len(logs())
+    collecting = gc.isenabled()
+    gc.disable()  # nothing is freed by a collection from here on
+    try:
+        for _ in range(3):
+            t = tracer.trace(include=("sample",), backend=backend)
+            with t:
+                everything(sample)
+            assert len(t.calls) > 20
+            assert len(logs()) == before
+            assert all(type(o).__name__ != "Recording" for o in gc.get_objects())
+    finally:
+        if collecting:
+            gc.enable()
