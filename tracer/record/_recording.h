@@ -422,7 +422,7 @@ event_extra(Event *e)
     return out;
 }
 
-static void
+static inline void
 event_release(Event *e)
 {
     Py_DECREF(e->what);
