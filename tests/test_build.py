@@ -239,8 +239,6 @@ def test_a_build_that_fails_midway_raises_and_keeps_no_call_alive(sample, monkey
 def test_a_blocks_recording_goes_at_its_end_without_the_collector(sample, backend):
     """Once the tree is built, nothing holds the recording: its event log (and every code object it names) is
     freed as the block ends, not when a collection finds a cycle, so the next recording starts in its spare."""
-    import tracer.record
-
     def logs():
         return [o for o in gc.get_objects() if type(o).__name__ == "EventLog" or
                 (type(o) is list and o and type(o[0]) is tuple and len(o[0]) == 4 and o[0][0] == 0)]
