@@ -9,7 +9,8 @@ import pytest
 
 import tracer
 from tracer import model
-from tracer.record import Recording
+from tracer.record import Recording, new_event_log
+from tracer.record.events import CALL
 
 pytestmark = pytest.mark.skipif(not model.USE_C_BUILD and getattr(model._fast, "build_calls", None) is None,
                                 reason="the C builder is not built here")
@@ -239,9 +240,13 @@ def test_a_build_that_fails_midway_raises_and_keeps_no_call_alive(sample, monkey
 def test_a_blocks_recording_goes_at_its_end_without_the_collector(sample, backend):
     """Once the tree is built, nothing holds the recording: its event log (and every code object it names) is
     freed as the block ends, not when a collection finds a cycle, so the next recording starts in its spare."""
-    def logs():
-        return [o for o in gc.get_objects() if type(o).__name__ == "EventLog" or
-                (type(o) is list and o and type(o[0]) is tuple and len(o[0]) == 4 and o[0][0] == 0)]
+    log_type = type(new_event_log())
+
+    def logs():  # the C EventLogs; without the C module, lists that hold events (a CALL first)
+        if log_type is not list:
+            return [o for o in gc.get_objects() if type(o) is log_type]
+        return [o for o in gc.get_objects()
+                if type(o) is list and o and type(o[0]) is tuple and len(o[0]) == 4 and o[0][0] == CALL]
 
     gc.collect()
     before = len(logs())

@@ -1908,7 +1908,9 @@ build_calls(PyObject *module, PyObject *args)
         if (from_log) {
             Event *e = taken != NULL ? &taken[index] : &log->items[index];
 #if defined(__GNUC__) || defined(__clang__)
-            __builtin_prefetch(e + LOG_PREFETCH);  /* never faults: an address past the log is ignored */
+            /* within the array: a pointer past its end is undefined in C, though a prefetch never faults */
+            if (index + LOG_PREFETCH < (taken != NULL ? n_taken : LOG_SIZE(events)))
+                __builtin_prefetch(e + LOG_PREFETCH);
 #endif
             kind = e->kind;
             what = e->what;
