@@ -478,7 +478,9 @@ def report(meta, results, memory, sizes, render, book, core, targets, workers=No
            "the interquartile range of a mode's runs over their median: an overhead smaller than the spread of",
            "the runs it compares is noise. The targets compare each mode's *fastest* run with the fastest",
            "untraced run (the cost of the mode itself, least disturbed by whatever else the machine ran), as the",
-           "issue measured them; the *fastest's overhead* column gives those numbers. *hook floor* is the tracer",
+           "issue measured them; the *fastest's overhead* column gives those numbers. A target met or missed by a",
+           "margin smaller than the interquartile range of either mode's runs (in the same units) says so: the",
+           "next run may turn it. *hook floor* is the tracer",
            "with nothing included: CPython calling the C hook at every event and the code table's answer, the",
            "least any recorder on that hook can cost. The tracer keeps the memory of its last trace's event log and",
            "tree (up to 16 MiB each, `tracer.spare_memory()`) for the next one, as viztracer keeps its buffer",
@@ -564,6 +566,18 @@ def fmt_spreads(pairs) -> str:
     return "spread: " + ", ".join(f"{name} {'–' if x is None else f'{x * 100:.0f}%'}" for name, x in pairs)
 
 
+def margin_note(a, bound, runs, untraced) -> str:
+    """'; margin +0.03, within the runs' spread' where a target's margin (bound - a, in units of the untraced
+    time, as overheads are) is smaller than the interquartile range of either mode's runs in those units: a
+    verdict the next run may turn. runs: the two modes' lists of times; untraced: the untraced runs'."""
+    base = statistics.median(untraced)
+    widths = [timing.spread(times) * statistics.median(times) / base for times in runs if len(times) > 1]
+    margin = bound - a
+    if not widths or abs(margin) >= max(widths):
+        return ""
+    return f"; margin {margin:+.2f}, within the runs' spread"
+
+
 def check_targets(results, memory, render, core):
     """Each target, met or missed: the overheads compared are each mode's fastest run against the fastest
     untraced run (the cost of the mode itself, least disturbed by the machine), as the issue measured them;
@@ -583,9 +597,10 @@ def check_targets(results, memory, render, core):
             if ours in modes and theirs in modes:
                 a, b = factor(workload, ours), factor(workload, theirs)
                 spreads = fmt_spreads((m, modes[m]["spread"]) for m in (ours, theirs, "untraced"))
+                close = margin_note(a, limit * b, (modes[ours]["times"], modes[theirs]["times"]), modes["untraced"]["times"])
                 targets.append((a <= limit * b, f"{workload}, Python {py} setprofile: {ours}, the block (recording "
                                 f"and build), overhead {a:.2f} <= {limit:g} x {theirs}'s {b:.2f} "
-                                f"(ratio {a / b:.2f}; {spreads})"))
+                                f"(ratio {a / b:.2f}{close}; {spreads})"))
     for run in core:
         if run["backend"] != "sys.monitoring":
             continue
@@ -594,9 +609,10 @@ def check_targets(results, memory, render, core):
             if ours in modes and theirs in modes:
                 a, b = modes[ours]["fastest_overhead"], modes[theirs]["fastest_overhead"]
                 spreads = fmt_spreads((m, timing.spread(modes[m]["times"])) for m in (ours, theirs, "untraced"))
+                close = margin_note(a, limit * b, (modes[ours]["times"], modes[theirs]["times"]), modes["untraced"]["times"])
                 targets.append((a <= limit * b, f"torch-free workload, Python {run['python']} sys.monitoring: {ours}, "
                                 f"the block (recording and build), overhead {a:.2f} <= {limit:g} x {theirs}'s {b:.2f} "
-                                f"(ratio {a / b:.2f}; {spreads})"))
+                                f"(ratio {a / b:.2f}{close}; {spreads})"))
     for workload, modes in results.items():
         floor = factor(workload, "TorchDispatchMode floor")
         ops = modes["TorchDispatchMode floor"]["last"].get("calls")
@@ -608,7 +624,9 @@ def check_targets(results, memory, render, core):
             if floor < max(NOISE, modes["untraced"]["spread"] or 0):
                 targets.append((None, f"{text}: not judged, the floor's overhead is within the run-to-run spread ({spreads})"))
             else:
-                targets.append((a <= 1.2 * floor, f"{text} (ratio {a / floor:.2f}; {spreads})"))
+                close = margin_note(a, 1.2 * floor, (modes[ours]["times"], modes["TorchDispatchMode floor"]["times"]),
+                                    modes["untraced"]["times"])
+                targets.append((a <= 1.2 * floor, f"{text} (ratio {a / floor:.2f}{close}; {spreads})"))
     for (workload, mode), m in memory.items():
         if m["bytes_per_event"] is not None:
             targets.append((m["bytes_per_event"] <= 200, f"{workload}, {mode}: {m['bytes_per_event']:.0f} bytes "
